@@ -1,0 +1,36 @@
+//! The `mk8` command line: parsing and dispatch; each subcommand lives in its own file.
+
+mod crds;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mk8 runs a fleet of Kubernetes clusters from one management cluster.
+#[derive(Debug, Parser)]
+#[command(name = "mk8", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
+    Crds(crds::CrdsArgs),
+}
+
+/// Entry point of the `mk8` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds(args) => crds::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! mk8: run a fleet of Kubernetes clusters from one management cluster.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod crdgen;

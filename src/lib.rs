@@ -2,5 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apiserver;
 pub mod cli;
+pub mod controller;
 pub mod crdgen;
+pub mod operator;
+pub mod providers;

@@ -43,7 +43,8 @@ pub fn run(args: CrdsArgs) -> anyhow::Result<()> {
     match args.output {
         Format::Yaml => print!("{}", crdgen::all_yaml()),
         Format::Json => {
-            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": crdgen::all()});
+            let list =
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": crdgen::all()});
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
     }

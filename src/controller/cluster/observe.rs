@@ -1,0 +1,65 @@
+//! Reads what a Cluster refers to (I/O): its credentials Secret and its NodePools.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+
+use crate::api::nodepool::NodeRole;
+use crate::api::{Cluster, NodePool};
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+
+/// What the validation of a Cluster needs to know about the world.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// The referenced credentials Secret: `None` when absent, otherwise its data keys.
+    pub credentials_keys: Option<BTreeSet<String>>,
+    /// NodePools of this Cluster with `ssh.role: server`.
+    pub server_pools: usize,
+}
+
+/// Read the referenced Secret and count server pools.
+pub async fn observe(cluster: &Cluster, ctx: &Context) -> Result<Observed> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let secret_name = match (&cluster.spec.eks, &cluster.spec.rke2) {
+        (Some(eks), _) => eks.credentials_secret_ref.as_ref().map(|r| r.name.clone()),
+        (_, Some(rke2)) => Some(rke2.ssh_credentials_secret_ref.name.clone()),
+        _ => None,
+    };
+    let credentials_keys = match secret_name {
+        Some(name) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await?
+            .map(|s| secret_keys(&s)),
+        None => None,
+    };
+    let server_pools = if cluster.spec.rke2.is_some() {
+        Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.spec.cluster_name == cluster.name_any())
+            .filter(|p| {
+                p.spec
+                    .ssh
+                    .as_ref()
+                    .is_some_and(|s| s.role == NodeRole::Server)
+            })
+            .count()
+    } else {
+        0
+    };
+    Ok(Observed {
+        credentials_keys,
+        server_pools,
+    })
+}
+
+fn secret_keys(secret: &Secret) -> BTreeSet<String> {
+    let data = secret.data.iter().flat_map(|d| d.keys());
+    let string_data = secret.string_data.iter().flat_map(|d| d.keys());
+    data.chain(string_data).cloned().collect()
+}

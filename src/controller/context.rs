@@ -1,0 +1,116 @@
+//! The context every reconcile gets: client, Event recorder, metrics, drivers, backoff state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use super::error::{Category, Error, backoff_delay};
+use super::metrics::Metrics;
+use crate::providers::Providers;
+
+/// Field manager of every write the operator makes (server-side apply).
+pub const FIELD_MANAGER: &str = "mk8-operator";
+
+/// Finalizer on kinds that own external state.
+pub const FINALIZER: &str = "mk8.io/cleanup";
+
+/// APIs found on the management cluster at start-up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Capabilities {
+    /// `multicluster.x-k8s.io/v1alpha1` ClusterProfile is served.
+    pub cluster_profiles: bool,
+}
+
+/// Shared state of all controllers.
+pub struct Context {
+    /// Client of the management cluster.
+    pub client: Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+    /// Controller metrics.
+    pub metrics: Arc<Metrics>,
+    /// Provider drivers compiled into this operator.
+    pub providers: Providers,
+    /// What the management cluster serves.
+    pub capabilities: Capabilities,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Build the context.
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        providers: Providers,
+        capabilities: Capabilities,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            client,
+            recorder,
+            metrics,
+            providers,
+            capabilities,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Forget an object's failures after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("backoff lock").remove(key);
+    }
+
+    /// Decide when to retry after `error`, counting the failure for `key`.
+    pub fn retry_after(&self, controller: &str, key: &str, error: &Error) -> Action {
+        let category = error.category();
+        self.metrics.failure(controller, category);
+        let attempt = {
+            let mut failures = self.failures.lock().expect("backoff lock");
+            let n = failures.entry(key.to_string()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        };
+        tracing::warn!(controller, object = key, category = category.as_str(), attempt, error = %error, "reconcile failed");
+        match backoff_delay(category, attempt, rand::random::<f64>()) {
+            Some(delay) => Action::requeue(delay),
+            // Invalid input: only a change to the object (which triggers a reconcile) can help.
+            None if category == Category::InvalidInput => Action::await_change(),
+            None => Action::requeue(Duration::from_secs(60)),
+        }
+    }
+
+    /// Publish an Event about `reference`; a failure to publish is logged, never fatal.
+    pub async fn event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            tracing::debug!(error = %e, reason, "could not publish event");
+        }
+    }
+}

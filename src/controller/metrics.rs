@@ -1,0 +1,85 @@
+//! Prometheus metrics of the controllers (prometheus-client).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::error::Category;
+
+/// Labels of per-controller series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// Controller name (`cluster`, `nodepool`, `stack`, `view`).
+    pub controller: String,
+}
+
+/// Labels of failure series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Controller name.
+    pub controller: String,
+    /// Error category (`invalid_input`, `transient`, `throttled`).
+    pub category: String,
+}
+
+/// The metrics the controllers update.
+pub struct Metrics {
+    reconciles: Family<ControllerLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: Family<ControllerLabels, Histogram>,
+}
+
+impl Metrics {
+    /// Create the metrics and register them under the `mk8` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+        };
+        let sub = registry.sub_registry_with_prefix("mk8");
+        sub.register(
+            "reconciliations",
+            "Reconciliations started, per controller",
+            metrics.reconciles.clone(),
+        );
+        sub.register(
+            "reconcile_failures",
+            "Failed reconciliations, per controller and error category",
+            metrics.failures.clone(),
+        );
+        sub.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    /// Record one reconcile and how long it took.
+    pub fn observe(&self, controller: &str, took: Duration) {
+        let labels = ControllerLabels {
+            controller: controller.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Record a failed reconcile.
+    pub fn failure(&self, controller: &str, category: Category) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                controller: controller.to_string(),
+                category: category.as_str().to_string(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,69 @@
+//! NodePool controller: observe → validate → status. Node work arrives with the provider drivers.
+
+mod observe;
+mod validate;
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+
+use super::conditions;
+use super::context::Context;
+use super::error::{Error, Result};
+use super::status::{self, current_conditions};
+use crate::api::{NodePool, NodePoolStatus};
+
+pub use observe::Observed;
+pub use validate::{Verdict, validate};
+
+/// Controller name in metrics and logs.
+pub const NAME: &str = "nodepool";
+
+/// Bring the status of a live NodePool in line with what can be done for it.
+pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
+    let observed = observe::observe(&pool, &ctx).await?;
+    let verdict = validate(&pool, &observed, &ctx.providers);
+    let status = build_status(&pool, &verdict);
+    status::publish(&ctx, pool.as_ref(), status).await?;
+    Ok(verdict
+        .next_check
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
+}
+
+/// Release the pool's nodes before its finalizer goes.
+pub async fn cleanup(pool: Arc<NodePool>, _ctx: Arc<Context>) -> Result<Action> {
+    // Nodes only exist once a provider has joined them, which it records in status.
+    let joined: Vec<&str> = pool
+        .status
+        .iter()
+        .flat_map(|s| &s.nodes)
+        .map(|n| n.name.as_str())
+        .collect();
+    if joined.is_empty() {
+        return Ok(Action::await_change());
+    }
+    Err(Error::CleanupBlocked(format!(
+        "NodePool {} still has nodes ({}), but its provider is not available to remove them",
+        pool.name_any(),
+        joined.join(", ")
+    )))
+}
+
+fn build_status(pool: &NodePool, verdict: &Verdict) -> NodePoolStatus {
+    let previous = pool.status.clone().unwrap_or_default();
+    let now = conditions::now();
+    NodePoolStatus {
+        role: pool.role_name().map(str::to_string),
+        desired: pool.desired_nodes(),
+        conditions: conditions::merge(
+            current_conditions(pool),
+            &verdict.conditions,
+            pool.metadata.generation,
+            &now,
+        ),
+        observed_generation: pool.metadata.generation,
+        ..previous
+    }
+}

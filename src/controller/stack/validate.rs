@@ -1,0 +1,145 @@
+//! Semantic validation of a Stack (pure): presets exist, dependencies resolve into waves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::catalog;
+use super::waves::{self, PlanError};
+use crate::api::Stack;
+use crate::controller::conditions::{Desired, reasons, types};
+
+/// Outcome of validating a Stack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// Install order, when the dependencies resolve.
+    pub waves: Vec<Vec<String>>,
+    /// Conditions to report.
+    pub conditions: Vec<Desired>,
+}
+
+/// Which clusters a Stack's selector found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The ClusterProfile API is not served by the management cluster.
+    InventoryMissing,
+    /// `spec.clusterSelector` cannot be turned into a label selector.
+    BadSelector(String),
+    /// This many ClusterProfiles match.
+    Selected(usize),
+}
+
+/// Validate `stack` given what its selector found.
+pub fn validate(stack: &Stack, selection: &Selection) -> Verdict {
+    let invalid = |type_, reason, msg: String| Verdict {
+        waves: Vec::new(),
+        conditions: vec![
+            Desired::no(types::READY, reason, msg.clone()),
+            Desired::no(type_, reason, msg),
+        ],
+    };
+    if let Selection::BadSelector(problem) = selection {
+        return invalid(
+            types::VALID,
+            reasons::INVALID_SPEC,
+            format!("spec.clusterSelector: {problem}"),
+        );
+    }
+    if let Some(problem) = preset_problem(stack) {
+        return invalid(types::VALID, reasons::INVALID_SPEC, problem);
+    }
+    let waves = match waves::plan(&dependency_graph(stack)) {
+        Ok(waves) => waves,
+        Err(e @ PlanError::Unknown { .. }) => {
+            return invalid(
+                types::DEPENDENCIES_RESOLVED,
+                reasons::UNKNOWN_DEPENDENCY,
+                format!("spec.components: {e}"),
+            );
+        }
+        Err(e @ PlanError::Cycle(_)) => {
+            return invalid(
+                types::DEPENDENCIES_RESOLVED,
+                reasons::DEPENDENCY_CYCLE,
+                format!("spec.components: {e}; remove one of these dependsOn entries"),
+            );
+        }
+    };
+    let resolved = Desired::yes(
+        types::DEPENDENCIES_RESOLVED,
+        reasons::WAVES_PLANNED,
+        format!(
+            "{} components in {} waves: {}",
+            stack.spec.components.len(),
+            waves.len(),
+            describe(&waves)
+        ),
+    );
+    let ready = match selection {
+        Selection::BadSelector(_) => unreachable!("handled above"),
+        Selection::InventoryMissing => Desired::no(
+            types::READY,
+            reasons::CLUSTER_INVENTORY_MISSING,
+            "the ClusterProfile API (multicluster.x-k8s.io/v1alpha1) is not installed on the management cluster: install the cluster-inventory-api CRD so clusters can be selected",
+        ),
+        Selection::Selected(n) => Desired::no(
+            types::READY,
+            reasons::DELIVERY_UNAVAILABLE,
+            format!(
+                "{n} clusters selected and the plan is valid, but delivering Stacks through ArgoCD is not available in this build of mk8-operator"
+            ),
+        ),
+    };
+    Verdict {
+        waves,
+        conditions: vec![ready, resolved],
+    }
+}
+
+/// Component → components it must follow: its own `dependsOn` plus the catalog's ordering
+/// between presets present in the same Stack.
+pub fn dependency_graph(stack: &Stack) -> BTreeMap<String, BTreeSet<String>> {
+    let by_preset: BTreeMap<&str, &str> = stack
+        .spec
+        .components
+        .iter()
+        .filter_map(|c| c.preset.as_deref().map(|p| (p, c.name.as_str())))
+        .collect();
+    stack
+        .spec
+        .components
+        .iter()
+        .map(|c| {
+            let mut needs: BTreeSet<String> = c.depends_on.iter().cloned().collect();
+            if let Some(preset) = c.preset.as_deref().and_then(catalog::find) {
+                needs.extend(
+                    preset
+                        .after
+                        .iter()
+                        .filter_map(|a| by_preset.get(a.as_str()))
+                        .map(|n| n.to_string()),
+                );
+            }
+            (c.name.clone(), needs)
+        })
+        .collect()
+}
+
+fn preset_problem(stack: &Stack) -> Option<String> {
+    stack.spec.components.iter().enumerate().find_map(|(i, c)| {
+        let name = c.preset.as_deref()?;
+        catalog::find(name).is_none().then(|| {
+            let known: Vec<&str> = catalog::presets().iter().map(|p| p.name.as_str()).collect();
+            format!(
+                "spec.components[{i}].preset: unknown preset {name:?}; available presets: {}",
+                known.join(", ")
+            )
+        })
+    })
+}
+
+fn describe(waves: &[Vec<String>]) -> String {
+    waves
+        .iter()
+        .map(|w| format!("[{}]", w.join(", ")))
+        .collect::<Vec<_>>()
+        .join(" → ")
+}

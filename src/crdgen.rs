@@ -7,7 +7,12 @@ use crate::api::{Cluster, ClusterProfileView, NodePool, Stack};
 
 /// Every CRD mk8 serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Cluster::crd(), NodePool::crd(), Stack::crd(), ClusterProfileView::crd()]
+    vec![
+        Cluster::crd(),
+        NodePool::crd(),
+        Stack::crd(),
+        ClusterProfileView::crd(),
+    ]
 }
 
 /// File name of a CRD under `crds/`: `<plural>.<group>.yaml`.

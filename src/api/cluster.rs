@@ -20,11 +20,29 @@ use super::common::{LocalObjectReference, Phase};
     shortname = "mcl",
     category = "mk8",
     cel,
-    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider", description = "eks or rke2"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.kubernetesVersion", description = "Kubernetes version running"),
+    printcolumn(
+        name = "Provider",
+        type_ = "string",
+        json_path = ".status.provider",
+        description = "eks or rke2"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.kubernetesVersion",
+        description = "Kubernetes version running"
+    ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.eks) != has(self.rke2)")
@@ -104,7 +122,10 @@ pub struct EksVpc {
     pub endpoint_private_access: bool,
     /// CIDR blocks allowed to reach the public endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 40), inner(regex(pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")))]
+    #[schemars(
+        length(max = 40),
+        inner(regex(pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"))
+    )]
     pub public_access_cidrs: Vec<String>,
 }
 
@@ -191,7 +212,9 @@ pub struct Rke2Artifacts {
 }
 
 /// RKE2 container network plugins.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cni {
     /// Canal (RKE2's default).

@@ -19,10 +19,19 @@ use serde::{Deserialize, Serialize};
     category = "mk8",
     cel,
     printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterName"),
-    printcolumn(name = "Role", type_ = "string", json_path = ".status.role", description = "eks, server or agent"),
+    printcolumn(
+        name = "Role",
+        type_ = "string",
+        json_path = ".status.role",
+        description = "eks, server or agent"
+    ),
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.ready"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desired"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.eks) != has(self.ssh)")
@@ -50,7 +59,10 @@ pub struct NodePoolSpec {
 #[serde(rename_all = "camelCase")]
 pub struct EksNodePoolSpec {
     /// EC2 instance types, such as `m6i.large`.
-    #[schemars(length(min = 1, max = 20), inner(regex(pattern = r"^[a-z0-9-]+\.[a-z0-9]+$")))]
+    #[schemars(
+        length(min = 1, max = 20),
+        inner(regex(pattern = r"^[a-z0-9-]+\.[a-z0-9]+$"))
+    )]
     pub instance_types: Vec<String>,
     /// Node counts.
     pub scaling: Scaling,
@@ -103,7 +115,9 @@ pub struct Scaling {
 }
 
 /// EC2 capacity types.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub enum CapacityType {
     /// Regular on-demand instances.
     #[default]
@@ -130,7 +144,9 @@ pub struct Taint {
 }
 
 /// Kubernetes taint effects.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 pub enum TaintEffect {
     /// Do not schedule new pods.
     #[default]
@@ -182,7 +198,9 @@ fn default_step_timeout() -> String {
 }
 
 /// RKE2 node roles.
-#[derive(schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRole {
     /// Control plane and etcd.
@@ -209,7 +227,10 @@ pub struct SshHost {
     pub user: Option<String>,
     /// Kubernetes node name; default: derived from the address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub node_name: Option<String>,
     /// Pinned SSH host key fingerprint (`SHA256:...`), checked instead of known_hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,10 +16,26 @@ use serde::{Deserialize, Serialize};
     shortname = "mstack",
     category = "mk8",
     cel,
-    printcolumn(name = "Clusters", type_ = "integer", json_path = ".status.selectedClusters"),
-    printcolumn(name = "Components", type_ = "integer", json_path = ".status.componentCount"),
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Clusters",
+        type_ = "integer",
+        json_path = ".status.selectedClusters"
+    ),
+    printcolumn(
+        name = "Components",
+        type_ = "integer",
+        json_path = ".status.componentCount"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct StackSpec {
@@ -55,7 +71,10 @@ fn default_wave_timeout() -> String {
     .message("spec.components[].dependsOn: a component cannot depend on itself"))]
 pub struct Component {
     /// Component name, unique in the Stack (a DNS label).
-    #[schemars(length(min = 1, max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 40),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// A built-in catalog entry with pinned versions, such as `cert-manager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +88,10 @@ pub struct Component {
     pub git: Option<GitSource>,
     /// Namespace in the target cluster; default: the component name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// Components that must be healthy first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -89,7 +111,10 @@ pub struct HelmSource {
     #[schemars(length(min = 1, max = 253))]
     pub chart: String,
     /// Exact chart version: pinned, never a range.
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")
+    )]
     pub version: String,
     /// Helm values.
     #[serde(default, skip_serializing_if = "Option::is_none")]

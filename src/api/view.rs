@@ -17,9 +17,17 @@ use serde::{Deserialize, Serialize};
     category = "mk8",
     cel,
     printcolumn(name = "OK", type_ = "integer", json_path = ".status.clustersOk"),
-    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.clustersFailed"),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.clustersFailed"
+    ),
     printcolumn(name = "Rows", type_ = "integer", json_path = ".status.rowCount"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("duration(self.perClusterTimeout) < duration(self.refreshInterval)")
@@ -95,7 +103,10 @@ pub struct ResourceRef {
     #[schemars(length(min = 1, max = 63))]
     pub version: String,
     /// Plural resource name, such as `deployments`.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub resource: String,
 }
 

@@ -132,3 +132,140 @@ fn secret_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::controller::conditions::Desired;
+
+    fn cluster(yaml: &str) -> Cluster {
+        serde_yaml::from_str(yaml).expect("fixture parses")
+    }
+
+    fn eks() -> Cluster {
+        cluster(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: Cluster
+metadata: {name: prod-eu, namespace: fleet}
+spec:
+  eks:
+    region: eu-west-1
+    roleArn: arn:aws:iam::123456789012:role/eks
+    vpc: {subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]}
+    credentialsSecretRef: {name: aws-credentials}
+"#,
+        )
+    }
+
+    fn rke2() -> Cluster {
+        cluster(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: Cluster
+metadata: {name: edge, namespace: fleet}
+spec:
+  rke2:
+    version: v1.33.1+rke2r1
+    artifacts: {baseURL: "http://mirror.internal/rke2"}
+    sshCredentialsSecretRef: {name: fleet-ssh}
+"#,
+        )
+    }
+
+    fn keys(names: &[&str]) -> Option<BTreeSet<String>> {
+        Some(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn ready(v: &Verdict) -> &Desired {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .expect("a Ready condition")
+    }
+
+    #[test]
+    fn missing_credentials_secret_names_field_secret_and_keys() {
+        let v = validate(&eks(), &Observed::default(), &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::SECRET_MISSING);
+        assert_eq!(
+            ready(&v).message,
+            "Secret fleet/aws-credentials named by spec.eks.credentialsSecretRef does not exist: create it with the keys accessKeyId, secretAccessKey"
+        );
+        assert_eq!(
+            v.next_check,
+            Some(BLOCKED_RECHECK),
+            "a Secret may appear: look again"
+        );
+    }
+
+    #[test]
+    fn secret_lacking_a_key_says_which() {
+        let observed = Observed {
+            credentials_keys: keys(&["accessKeyId"]),
+            server_pools: 0,
+        };
+        let v = validate(&eks(), &observed, &Providers::default());
+        assert!(
+            ready(&v)
+                .message
+                .ends_with("lacks the keys secretAccessKey: add them"),
+            "{}",
+            ready(&v).message
+        );
+    }
+
+    #[test]
+    fn rke2_cluster_without_server_pool_is_blocked() {
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 0,
+        };
+        let v = validate(&rke2(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert!(
+            ready(&v)
+                .message
+                .contains("no NodePool with spec.ssh.role: server names Cluster edge")
+        );
+    }
+
+    #[test]
+    fn valid_cluster_without_its_provider_says_nothing_was_created() {
+        let observed = Observed {
+            credentials_keys: keys(&["accessKeyId", "secretAccessKey"]),
+            server_pools: 0,
+        };
+        let v = validate(&eks(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::PROVIDER_UNAVAILABLE);
+        assert!(
+            ready(&v)
+                .message
+                .contains("the eks provider is not available")
+        );
+        assert!(
+            v.conditions
+                .iter()
+                .any(|c| c.type_ == types::VALID && c.status)
+        );
+        assert_eq!(v.phase, Phase::Pending);
+    }
+
+    #[test]
+    fn paused_is_reported() {
+        let mut c = rke2();
+        c.spec.paused = true;
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 1,
+        };
+        let v = validate(&c, &observed, &Providers::default());
+        assert!(
+            v.conditions
+                .iter()
+                .any(|d| d.type_ == types::PAUSED && d.status)
+        );
+    }
+}

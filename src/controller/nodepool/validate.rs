@@ -160,3 +160,172 @@ pub fn node_name(host: &crate::api::nodepool::SshHost) -> String {
             .to_string()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Cluster;
+
+    fn pool(yaml: &str) -> NodePool {
+        serde_yaml::from_str(yaml).expect("fixture parses")
+    }
+
+    fn agents() -> NodePool {
+        pool(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: NodePool
+metadata: {name: agents, namespace: fleet}
+spec:
+  clusterName: edge
+  ssh:
+    role: agent
+    hosts: [{address: 10.0.0.21}, {address: 10.0.0.22}]
+"#,
+        )
+    }
+
+    fn rke2_cluster() -> Cluster {
+        serde_yaml::from_str(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: Cluster
+metadata: {name: edge, namespace: fleet}
+spec:
+  rke2:
+    version: v1.33.1+rke2r1
+    artifacts: {baseURL: "http://mirror.internal/rke2"}
+    sshCredentialsSecretRef: {name: fleet-ssh}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn eks_cluster() -> Cluster {
+        serde_yaml::from_str(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: Cluster
+metadata: {name: edge, namespace: fleet}
+spec:
+  eks:
+    region: eu-west-1
+    roleArn: arn:aws:iam::123456789012:role/eks
+    vpc: {subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn ready(v: &Verdict) -> &Desired {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .expect("a Ready condition")
+    }
+
+    #[test]
+    fn missing_cluster_is_named() {
+        let v = validate(&agents(), &Observed::default(), &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::CLUSTER_NOT_FOUND);
+        assert_eq!(
+            ready(&v).message,
+            "Cluster fleet/edge does not exist: create it, or fix spec.clusterName"
+        );
+    }
+
+    #[test]
+    fn ssh_pool_on_an_eks_cluster_is_a_mismatch() {
+        let observed = Observed {
+            cluster: Some(eks_cluster()),
+            siblings: vec![],
+        };
+        let v = validate(&agents(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::PROVIDER_MISMATCH);
+        assert_eq!(
+            ready(&v).message,
+            "spec.ssh needs a Cluster running on rke2, but Cluster edge runs on eks: use spec.eks in this pool"
+        );
+    }
+
+    #[test]
+    fn two_hosts_with_one_node_name_are_refused() {
+        let mut p = agents();
+        let hosts = &mut p.spec.ssh.as_mut().unwrap().hosts;
+        hosts[1].node_name = Some("10-0-0-21".into());
+        let observed = Observed {
+            cluster: Some(rke2_cluster()),
+            siblings: vec![],
+        };
+        let v = validate(&p, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert!(
+            ready(&v).message.starts_with(
+                "spec.ssh.hosts[1] and spec.ssh.hosts[0] would both be node 10-0-0-21"
+            )
+        );
+    }
+
+    #[test]
+    fn a_host_in_two_pools_of_one_cluster_is_refused() {
+        let mut servers = agents();
+        servers.metadata.name = Some("servers".into());
+        servers.spec.ssh.as_mut().unwrap().hosts.truncate(1);
+        servers.spec.ssh.as_mut().unwrap().hosts[0].address = "10.0.0.22".into();
+        let observed = Observed {
+            cluster: Some(rke2_cluster()),
+            siblings: vec![servers],
+        };
+        let v = validate(&agents(), &observed, &Providers::default());
+        assert_eq!(
+            ready(&v).message,
+            "spec.ssh.hosts[1] (10.0.0.22) is also a host of NodePool servers of the same Cluster: a host can be in one pool only"
+        );
+    }
+
+    #[test]
+    fn eks_pool_needs_a_role_or_created_roles() {
+        let p = pool(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: NodePool
+metadata: {name: workers, namespace: fleet}
+spec:
+  clusterName: edge
+  eks: {instanceTypes: [m6i.large], scaling: {min: 1, max: 3, desired: 2}}
+"#,
+        );
+        let observed = Observed {
+            cluster: Some(eks_cluster()),
+            siblings: vec![],
+        };
+        let v = validate(&p, &observed, &Providers::default());
+        assert!(
+            ready(&v).message.starts_with(
+                "spec.eks.nodeRoleArn is required unless spec.eks.createRoles is true"
+            )
+        );
+    }
+
+    #[test]
+    fn valid_pool_without_provider_touches_no_node() {
+        let observed = Observed {
+            cluster: Some(rke2_cluster()),
+            siblings: vec![],
+        };
+        let v = validate(&agents(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::PROVIDER_UNAVAILABLE);
+        assert!(ready(&v).message.contains("no node was touched"));
+        assert!(
+            v.conditions
+                .iter()
+                .any(|c| c.type_ == types::CLUSTER_FOUND && c.status)
+        );
+    }
+
+    #[test]
+    fn node_names_derive_from_addresses() {
+        let p = agents();
+        assert_eq!(node_name(&p.spec.ssh.unwrap().hosts[0]), "10-0-0-21");
+    }
+}

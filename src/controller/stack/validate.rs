@@ -74,8 +74,7 @@ pub fn validate(stack: &Stack, selection: &Selection) -> Verdict {
         ),
     );
     let ready = match selection {
-        Selection::BadSelector(_) => unreachable!("handled above"),
-        Selection::InventoryMissing => Desired::no(
+        Selection::InventoryMissing | Selection::BadSelector(_) => Desired::no(
             types::READY,
             reasons::CLUSTER_INVENTORY_MISSING,
             "the ClusterProfile API (multicluster.x-k8s.io/v1alpha1) is not installed on the management cluster: install the cluster-inventory-api CRD so clusters can be selected",
@@ -142,4 +141,102 @@ fn describe(waves: &[Vec<String>]) -> String {
         .map(|w| format!("[{}]", w.join(", ")))
         .collect::<Vec<_>>()
         .join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(components: &str) -> Stack {
+        serde_yaml::from_str(&format!(
+            "apiVersion: mk8.io/v1alpha1\nkind: Stack\nmetadata: {{name: platform, namespace: fleet}}\nspec:\n  components: {components}\n"
+        ))
+        .expect("fixture parses")
+    }
+
+    fn condition<'a>(v: &'a Verdict, type_: &str) -> &'a Desired {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn waves_follow_dependencies_and_catalog_order() {
+        let s = stack(
+            "[{name: ingress, preset: ingress-nginx}, {name: lb, preset: metallb}, {name: certs, preset: cert-manager}, \
+             {name: kyverno, helm: {repoURL: 'https://kyverno.github.io/kyverno', chart: kyverno, version: 3.3.4}, dependsOn: [certs]}]",
+        );
+        let v = validate(&s, &Selection::Selected(2));
+        // ingress-nginx comes after metallb by the catalog, kyverno after certs by dependsOn.
+        assert_eq!(
+            v.waves,
+            vec![
+                vec!["certs".to_string(), "lb".into()],
+                vec!["ingress".into(), "kyverno".into()]
+            ]
+        );
+        let resolved = condition(&v, types::DEPENDENCIES_RESOLVED);
+        assert!(resolved.status);
+        assert_eq!(
+            resolved.message,
+            "4 components in 2 waves: [certs, lb] → [ingress, kyverno]"
+        );
+        assert_eq!(
+            condition(&v, types::READY).reason,
+            reasons::DELIVERY_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn cycle_is_reported_with_its_path() {
+        let s = stack(
+            "[{name: a, preset: metallb, dependsOn: [b]}, {name: b, preset: longhorn, dependsOn: [a]}]",
+        );
+        let v = validate(&s, &Selection::Selected(1));
+        let ready = condition(&v, types::READY);
+        assert_eq!(ready.reason, reasons::DEPENDENCY_CYCLE);
+        assert_eq!(
+            ready.message,
+            "spec.components: dependency cycle: a → b → a; remove one of these dependsOn entries"
+        );
+        assert!(v.waves.is_empty());
+    }
+
+    #[test]
+    fn unknown_dependency_is_named() {
+        let s = stack("[{name: kyverno, preset: kyverno, dependsOn: [cert-manger]}]");
+        let v = validate(&s, &Selection::Selected(1));
+        assert_eq!(
+            condition(&v, types::READY).reason,
+            reasons::UNKNOWN_DEPENDENCY
+        );
+        assert!(
+            condition(&v, types::READY)
+                .message
+                .contains("depends on cert-manger, which is not a component")
+        );
+    }
+
+    #[test]
+    fn unknown_preset_lists_the_available_ones() {
+        let s = stack("[{name: x, preset: cert-manger}]");
+        let v = validate(&s, &Selection::Selected(1));
+        let msg = &condition(&v, types::READY).message;
+        assert!(msg.starts_with("spec.components[0].preset: unknown preset \"cert-manger\"; available presets: cert-manager"), "{msg}");
+    }
+
+    #[test]
+    fn missing_inventory_and_bad_selector_are_explained() {
+        let s = stack("[{name: certs, preset: cert-manager}]");
+        assert_eq!(
+            condition(&validate(&s, &Selection::InventoryMissing), types::READY).reason,
+            reasons::CLUSTER_INVENTORY_MISSING
+        );
+        let v = validate(&s, &Selection::BadSelector("invalid operator Near".into()));
+        assert_eq!(
+            condition(&v, types::READY).message,
+            "spec.clusterSelector: invalid operator Near"
+        );
+    }
 }

@@ -46,3 +46,41 @@ pub fn validate(view: &ClusterProfileView, inventory: bool) -> Vec<Desired> {
     };
     vec![ready, valid]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(selector: &str) -> ClusterProfileView {
+        serde_yaml::from_str(&format!(
+            "apiVersion: mk8.io/v1alpha1\nkind: ClusterProfileView\nmetadata: {{name: nginx, namespace: fleet}}\nspec:\n  resource: {{group: apps, version: v1, resource: deployments}}\n  labelSelector: {selector:?}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn bad_label_selector_is_refused_with_the_field() {
+        let conditions = validate(&view("app in (nginx"), true);
+        assert_eq!(conditions[0].reason, reasons::INVALID_SPEC);
+        assert!(
+            conditions[0]
+                .message
+                .starts_with("spec.labelSelector \"app in (nginx\" is not a valid label selector"),
+            "{}",
+            conditions[0].message
+        );
+    }
+
+    #[test]
+    fn valid_query_reports_what_is_missing() {
+        assert_eq!(
+            validate(&view("app=nginx"), true)[0].reason,
+            reasons::QUERY_UNAVAILABLE
+        );
+        assert_eq!(
+            validate(&view("app=nginx"), false)[0].reason,
+            reasons::CLUSTER_INVENTORY_MISSING
+        );
+        assert!(validate(&view("app=nginx"), true)[1].status);
+    }
+}

@@ -1,6 +1,7 @@
 //! The `mk8` command line: parsing and dispatch; each subcommand lives in its own file.
 
 mod crds;
+mod dev;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,16 @@ pub struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
     Crds(crds::CrdsArgs),
+    /// Run a development API server with mk8's CRDs and the operator on this machine.
+    Dev(dev::DevArgs),
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?
+        .block_on(future)
 }
 
 /// Entry point of the `mk8` binary.
@@ -25,6 +36,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds(args) => crds::run(args),
+        Command::Dev(args) => block_on(dev::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,6 +63,13 @@ pub struct OperatorConfig {
     pub ssh_known_hosts_policy: KnownHostsPolicy,
 }
 
+impl OperatorConfig {
+    /// The configuration of a start without flags (environment variables still apply).
+    pub fn without_flags() -> Self {
+        Self::try_parse_from(["mk8-operator"]).expect("the defaults parse")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

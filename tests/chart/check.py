@@ -8,7 +8,8 @@ For the default values and every file in tests/chart/values/:
   - render, then validate every manifest with kubernetes-validate --strict for Kubernetes 1.33.0,
   - check the objects each values file is meant to produce.
 Every file in tests/chart/bad-values/ must be refused by values.schema.json with the message its
-first line names (`# expect: ...`). The chart's CRDs are validated too.
+first line names (`# expect: ...`). The chart's CRDs are validated too, and the values table of
+the chart's README.md must name exactly the keys of values.yaml.
 
 Writes <out>/rendered.json: per values file, the Deployment's container command/args/env and the
 rendered RBAC objects, and <out>/<values>.yaml: the rendered manifests. tests/e2e/chart.rs reads them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -156,6 +158,10 @@ def summary(manifests: list[dict]) -> dict:
         "command": operator.get("command"),
         "args": operator.get("args", []),
         "env": operator.get("env", []),
+        "ports": operator.get("ports", []),
+        "livenessProbe": operator.get("livenessProbe"),
+        "readinessProbe": operator.get("readinessProbe"),
+        "securityContext": operator.get("securityContext"),
         "replicas": deployments[0]["spec"].get("replicas") if deployments else None,
         "kinds": sorted({m["kind"] for m in manifests}),
         "rbac": rbac,
@@ -179,6 +185,37 @@ def refuse_bad_values(chart, failures: Failures) -> None:
                 failures.add(f"{path.name} refused, but without {expected!r}: {error}")
             continue
         failures.add(f"{path.name} was accepted; values.schema.json must refuse it")
+
+
+def check_readme_table(failures: Failures) -> None:
+    """The README's values table and values.yaml name the same keys."""
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", readme, flags=re.MULTILINE))
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(values: dict, prefix: str) -> None:
+        for key, value in values.items():
+            path = f"{prefix}{key}"
+            if path in documented:
+                continue
+            if isinstance(value, dict) and value:
+                walk(value, f"{path}.")
+            else:
+                failures.add(f"values.yaml key {path} is missing from the table in README.md")
+
+    def exists(path: str) -> bool:
+        node = defaults
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    walk(defaults, "")
+    for path in sorted(documented):
+        if not exists(path):
+            failures.add(f"README.md documents {path}, which values.yaml does not have")
+    print(f"ok   README.md documents the {len(documented)} values")
 
 
 def validate_crds(failures: Failures) -> None:
@@ -215,6 +252,7 @@ def main() -> int:
             rendered[name] = summary(manifests)
         refuse_bad_values(chart, failures)
     validate_crds(failures)
+    check_readme_table(failures)
     (args.out / "rendered.json").write_text(json.dumps(rendered, indent=2))
     if failures.messages:
         print(f"\n{len(failures.messages)} chart check(s) failed:", file=sys.stderr)

@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# mk8 image: /usr/local/bin/mk8-operator (the entrypoint) and /usr/local/bin/mk8 (the CLI).
+# Build: docker build -t ghcr.io/mk8-io/mk8:0.1.0 .
+
+FROM rust:1-bookworm AS builder
+WORKDIR /src
+# Dependencies first, so that a source change does not rebuild them: build against stub targets.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src/bin tests/e2e \
+ && echo '' > src/lib.rs \
+ && echo 'fn main() {}' > src/bin/mk8.rs \
+ && echo 'fn main() {}' > src/bin/mk8-operator.rs \
+ && echo '' > tests/e2e/main.rs \
+ && cargo build --release --locked --bins \
+ && rm -rf src target/release/deps/mk8* target/release/deps/libmk8* target/release/.fingerprint/mk8-*
+COPY src ./src
+# config/catalog holds the stack presets compiled into the binaries.
+COPY config/catalog ./config/catalog
+RUN cargo build --release --locked --bins \
+ && strip target/release/mk8-operator target/release/mk8
+
+# distroless/cc: glibc, libgcc and CA certificates, no shell; user nonroot (65532).
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=builder /src/target/release/mk8-operator /src/target/release/mk8 /usr/local/bin/
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/mk8-operator"]

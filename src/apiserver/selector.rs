@@ -43,7 +43,8 @@ fn valid_label_key(key: &str) -> bool {
             || !p.split('.').all(|l| {
                 !l.is_empty()
                     && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             }))
@@ -58,7 +59,8 @@ fn valid_label_value(v: &str) -> bool {
         return true;
     }
     v.len() <= 63
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && v.starts_with(|c: char| c.is_ascii_alphanumeric())
         && v.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -107,11 +109,19 @@ fn parse_set(key: &str, rest: &str) -> Result<Vec<String>, SelectorError> {
 }
 
 fn check_key(key: &str) -> Result<String, SelectorError> {
-    if valid_label_key(key) { Ok(key.to_string()) } else { Err(SelectorError(format!("invalid label key {key:?}"))) }
+    if valid_label_key(key) {
+        Ok(key.to_string())
+    } else {
+        Err(SelectorError(format!("invalid label key {key:?}")))
+    }
 }
 
 fn check_value(v: &str) -> Result<String, SelectorError> {
-    if valid_label_value(v) { Ok(v.to_string()) } else { Err(SelectorError(format!("invalid label value: {v:?}"))) }
+    if valid_label_value(v) {
+        Ok(v.to_string())
+    } else {
+        Err(SelectorError(format!("invalid label value: {v:?}")))
+    }
 }
 
 impl LabelSelector {
@@ -138,15 +148,25 @@ impl LabelSelector {
         for (op, ctor) in [("!=", 0), ("==", 1), ("=", 1)] {
             if let Some((k, v)) = part.split_once(op) {
                 let (k, v) = (check_key(k.trim())?, check_value(v.trim())?);
-                return Ok(if ctor == 0 { Requirement::NotEquals(k, v) } else { Requirement::Equals(k, v) });
+                return Ok(if ctor == 0 {
+                    Requirement::NotEquals(k, v)
+                } else {
+                    Requirement::Equals(k, v)
+                });
             }
         }
         for op in ['>', '<'] {
             if let Some((k, v)) = part.split_once(op) {
                 let k = check_key(k.trim())?;
-                let n: i64 =
-                    v.trim().parse().map_err(|_| SelectorError(format!("invalid integer value {:?}", v.trim())))?;
-                return Ok(if op == '>' { Requirement::Gt(k, n) } else { Requirement::Lt(k, n) });
+                let n: i64 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| SelectorError(format!("invalid integer value {:?}", v.trim())))?;
+                return Ok(if op == '>' {
+                    Requirement::Gt(k, n)
+                } else {
+                    Requirement::Lt(k, n)
+                });
             }
         }
         let mut words = part.splitn(2, char::is_whitespace);
@@ -162,7 +182,9 @@ impl LabelSelector {
         if let Some(set) = rest.strip_prefix("in") {
             return Ok(Requirement::In(key.clone(), parse_set(&key, set)?));
         }
-        Err(SelectorError(format!("found '{rest}', expected: in, notin, =, ==, !=, gt, lt")))
+        Err(SelectorError(format!(
+            "found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+        )))
     }
 
     /// Whether a label map (`metadata.labels`, possibly absent) satisfies every requirement.
@@ -175,8 +197,12 @@ impl LabelSelector {
             Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
             Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
             Requirement::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
-            Requirement::Gt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n),
-            Requirement::Lt(k, n) => get(k).and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n),
+            Requirement::Gt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x > *n),
+            Requirement::Lt(k, n) => get(k)
+                .and_then(|x| x.parse::<i64>().ok())
+                .is_some_and(|x| x < *n),
         })
     }
 }
@@ -202,7 +228,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(SelectorError(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(SelectorError(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
             if !allowed.contains(&field) {
@@ -248,7 +276,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["a in b", "a in (b", "=x", "a b c", "a=b c", "!", "a,,b", "-a=b"] {
+        for bad in [
+            "a in b", "a in (b", "=x", "a b c", "a=b c", "!", "a,,b", "-a=b",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad} should fail");
         }
     }

@@ -1,0 +1,179 @@
+//! What happens to an object between the request and storage: the status-subresource strategy,
+//! server-owned metadata, generation, CRD pruning/defaulting/validation and built-in defaults.
+
+use serde_json::{Value, json};
+
+use super::builtin;
+use super::http::Query;
+use super::registry::Builtin;
+use super::state::Target;
+use super::status::{ApiError, ApiResult, Cause, invalid_value};
+
+/// Which endpoint a write came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The resource itself.
+    Main,
+    /// The `/status` subresource.
+    Status,
+}
+
+impl Endpoint {
+    /// From the URL's subresource.
+    pub fn of(target: &Target) -> Self {
+        if target.subresource.as_deref() == Some("status") { Endpoint::Status } else { Endpoint::Main }
+    }
+}
+
+/// Server-owned metadata that clients cannot change on update.
+const IMMUTABLE_META: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace", "generation", "selfLink"];
+
+/// The current time as Kubernetes formats it.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn without(obj: &Value, keys: &[&str]) -> Value {
+    let mut copy = obj.clone();
+    if let Some(m) = copy.as_object_mut() {
+        for k in keys {
+            m.remove(*k);
+        }
+    }
+    copy
+}
+
+/// Turn the incoming object into the object to store; `old` is the stored object on update.
+pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>, endpoint: Endpoint) -> ApiResult<Value> {
+    let has_status = target.has_status_subresource();
+    match (old, endpoint) {
+        (Some(old), Endpoint::Status) => {
+            // The status endpoint changes status only (plus the managedFields recorded for it).
+            let status = new.get("status").cloned();
+            let managed = new.pointer("/metadata/managedFields").cloned();
+            new = old.clone();
+            match status {
+                Some(s) => new["status"] = s,
+                None => {
+                    new.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+            if let Some(mf) = managed {
+                new["metadata"]["managedFields"] = mf;
+            }
+        }
+        (Some(old), Endpoint::Main) if has_status => match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().map(|m| m.remove("status"));
+            }
+        },
+        (None, Endpoint::Main) if has_status && target.def.is_custom() => {
+            new.as_object_mut().map(|m| m.remove("status"));
+        }
+        _ => {}
+    }
+    if !new.get("metadata").is_some_and(Value::is_object) {
+        new["metadata"] = json!({});
+    }
+    new["apiVersion"] = Value::String(target.def.api_version(target.def.storage_version()));
+    new["kind"] = Value::String(target.def.kind.clone());
+    match old {
+        Some(old) => {
+            for key in IMMUTABLE_META {
+                match old.pointer(&format!("/metadata/{key}")) {
+                    Some(v) => new["metadata"][*key] = v.clone(),
+                    None => {
+                        new["metadata"].as_object_mut().map(|m| m.remove(*key));
+                    }
+                }
+            }
+        }
+        None => {
+            let meta = &mut new["metadata"];
+            meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            meta["creationTimestamp"] = json!(now());
+            meta["generation"] = json!(1);
+            if let Some(m) = meta.as_object_mut() {
+                for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
+                    m.remove(k);
+                }
+            }
+            builtin::default_on_create(target.def.builtin, &mut new);
+        }
+    }
+    if target.def.builtin == Builtin::Secret {
+        builtin::fold_string_data(&mut new);
+    }
+    validate_metadata(target, &new)?;
+    if let Some(schema) = target.version_def().schema.clone() {
+        let dropped = schema.prune(&mut new);
+        if query.get("fieldValidation") == Some("Strict") && !dropped.is_empty() {
+            let fields: Vec<String> = dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect();
+            return Err(ApiError::BadRequest(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                target.def.kind,
+                target.version,
+                target.def.kind,
+                fields.join(", ")
+            )));
+        }
+        schema.apply_defaults(&mut new);
+        let mut causes = schema.validate(&new);
+        if causes.is_empty() {
+            causes = schema.rules.validate(&new, old);
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::Invalid(target.subject(name_of(&new)), causes));
+        }
+    }
+    if let Some(old) = old {
+        let ignored: &[&str] = if has_status { &["metadata", "status"] } else { &["metadata"] };
+        if without(&new, ignored) != without(old, ignored) {
+            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            new["metadata"]["generation"] = json!(generation + 1);
+        }
+    }
+    Ok(new)
+}
+
+/// `metadata.name` ("" when absent).
+pub fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
+}
+
+fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
+    let name = name_of(obj);
+    let mut causes = Vec::new();
+    let ok = if target.def.builtin == Builtin::Namespace { is_dns_label(name) } else { is_dns_subdomain(name) };
+    if name.is_empty() {
+        causes.push(Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required"));
+    } else if !ok {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "metadata.name",
+            invalid_value(&json!(name), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+        ));
+    }
+    for (field, check_values) in [("labels", true), ("annotations", false)] {
+        if let Some(map) = obj.pointer(&format!("/metadata/{field}")).and_then(Value::as_object) {
+            for (k, v) in map {
+                let selector = if check_values { format!("{k}={}", v.as_str().unwrap_or("-invalid-")) } else { k.clone() };
+                if super::selector::LabelSelector::parse(&selector).is_err() || !v.is_string() {
+                    causes.push(Cause::new("FieldValueInvalid", format!("metadata.{field}"), invalid_value(v, &format!("invalid {field} entry {k:?}"))));
+                }
+            }
+        }
+    }
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::Invalid(target.subject(name), causes)) }
+}

@@ -1,0 +1,98 @@
+//! The network side: TCP accept loop, optional TLS with ALPN (HTTP/1.1 and HTTP/2), bearer-token
+//! authentication, body size limit, and turning handler panics into 500s.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::handlers;
+use super::http::{ApiRequest, Body, MAX_BODY, Query, error_response};
+use super::state::State;
+use super::status::ApiError;
+
+/// Accept connections until `cancel` fires.
+pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<State>, address: String, cancel: CancellationToken) {
+    let address: Arc<str> = address.into();
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::debug!(error = %e, "development API server: accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (state, address, tls, cancel) = (state.clone(), address.clone(), tls.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let (state, address) = (state.clone(), address.clone());
+                async move { Ok::<_, Infallible>(respond(state, &address, req).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let served = async {
+                match tls {
+                    Some(acceptor) => match acceptor.accept(tcp).await {
+                        Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                        Err(_) => Ok(()),
+                    },
+                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                }
+            };
+            tokio::select! {
+                _ = served => {}
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    header.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token)
+}
+
+async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if !handlers::is_public(&path) && !authorized(&req, &state.token) {
+        return error_response(&ApiError::Unauthorized);
+    }
+    let declared = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return error_response(&ApiError::TooLarge);
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return error_response(&ApiError::TooLarge),
+        Err(e) => return error_response(&ApiError::BadRequest(format!("reading request body: {e}"))),
+    };
+    let mut method = parts.method;
+    if method == hyper::Method::HEAD {
+        method = hyper::Method::GET;
+    }
+    let api_request = ApiRequest { method, path, query: Query::parse(parts.uri.query()), headers: parts.headers, body };
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| handlers::handle(&state, &api_request, address)));
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => error_response(&e),
+        Err(panic) => {
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            tracing::error!(panic = %what, path = %api_request.path, "development API server: handler panicked");
+            error_response(&ApiError::Internal(format!("handler panicked: {what}")))
+        }
+    };
+    tracing::debug!(method = %api_request.method, path = %api_request.path, status = response.status().as_u16(), "development API server request");
+    response
+}

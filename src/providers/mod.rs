@@ -1,9 +1,18 @@
 //! Provider drivers: the side effects of provisioning live behind these traits.
 //!
-//! Each provider arrives with its own issue; until then the operator is built without it and
-//! the controllers say so in status (`Ready=False`, reason `ProviderUnavailable`).
+//! A provider missing from a build leaves the controllers saying so in status (`Ready=False`,
+//! reason `ProviderUnavailable`).
 
+pub mod rke2;
+pub mod ssh;
+
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use ssh::{ExecOutput, KeyVerdict, NodeAccess, Script, SshError, Uploaded};
 
 /// Drives EKS control planes and node groups (aws-sdk-eks).
 pub trait EksApi: Send + Sync {
@@ -11,10 +20,42 @@ pub trait EksApi: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Runs commands and uploads files on SSH hosts (russh).
+/// A file to place on a node, with the sha256 it must have there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// Local path of the (already verified) file.
+    pub local: PathBuf,
+    /// Absolute destination path on the node.
+    pub remote: String,
+    /// Expected lowercase hex sha256.
+    pub sha256: String,
+    /// File mode, such as `0644`.
+    pub mode: String,
+}
+
+/// Runs commands and uploads files on SSH hosts (russh in production, real sshd in tests).
 pub trait NodeShell: Send + Sync {
     /// Human-readable description of the SSH setup, for logs.
     fn describe(&self) -> String;
+
+    /// Run `script` as root on `node` (through `sudo -n` for other users) within `timeout`.
+    fn run<'a>(
+        &'a self,
+        node: &'a NodeAccess,
+        script: &'a Script,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, SshError>>;
+
+    /// Place a file on `node` unless it already holds that sha256; the sha256 is re-checked there.
+    fn upload<'a>(
+        &'a self,
+        node: &'a NodeAccess,
+        upload: &'a Upload,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Uploaded, SshError>>;
+
+    /// Connect (if needed) and say how the node's host key was accepted.
+    fn host_key<'a>(&'a self, node: &'a NodeAccess) -> BoxFuture<'a, Result<KeyVerdict, SshError>>;
 }
 
 /// The drivers this operator was started with.

@@ -1,0 +1,1 @@
+//! RKE2 on SSH hosts: release artifacts, the install plan and its executor.

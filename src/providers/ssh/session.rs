@@ -1,0 +1,330 @@
+//! One authenticated SSH connection (I/O): exec with timeouts and streamed, verified uploads.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate, decode_secret_key};
+use russh::{ChannelMsg, Disconnect};
+use tokio::io::AsyncRead;
+
+use super::hostkey::{self, KeyVerdict};
+use super::quote::{Cmd, Script};
+use super::{ExecOutput, NodeAccess, SshError, Uploaded};
+
+/// Most bytes kept of a command's stdout or stderr.
+const OUTPUT_CAP: usize = 8 << 20;
+
+/// An authenticated connection to one node.
+pub struct Session {
+    handle: Handle<Verifier>,
+    host: String,
+    user: String,
+    /// How the host key was accepted.
+    pub verdict: KeyVerdict,
+}
+
+/// The russh handler: checks the host key and remembers the verdict.
+struct Verifier {
+    host: String,
+    port: u16,
+    policy: super::HostKeyPolicy,
+    verdict: Arc<Mutex<Option<KeyVerdict>>>,
+}
+
+/// Error type of the handler: russh's own, or our refusal of the host key.
+#[derive(Debug)]
+enum HandlerError {
+    Ssh(russh::Error),
+    Refused(SshError),
+}
+
+impl From<russh::Error> for HandlerError {
+    fn from(e: russh::Error) -> Self {
+        HandlerError::Ssh(e)
+    }
+}
+
+impl client::Handler for Verifier {
+    type Error = HandlerError;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            return Err(HandlerError::Refused(SshError::Session {
+                host: hostkey::display_host(&self.host, self.port),
+                reason: "host certificates are not supported; offer a plain host key".into(),
+            }));
+        };
+        let verdict = hostkey::verify(&self.host, self.port, key, &self.policy)
+            .map_err(HandlerError::Refused)?;
+        *self.verdict.lock().expect("verdict lock") = Some(verdict);
+        Ok(true)
+    }
+}
+
+impl Session {
+    /// Connect, verify the host key and authenticate, all within `timeout`.
+    pub async fn connect(node: &NodeAccess, timeout: Duration) -> Result<Self, SshError> {
+        let host = node.endpoint();
+        let key = decode_secret_key(
+            &node.credentials.private_key,
+            node.credentials.passphrase.as_deref(),
+        )
+        .map_err(|e| SshError::Key(e.to_string()))?;
+        let verdict = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            host: node.address.clone(),
+            port: node.port,
+            policy: node.host_keys.clone(),
+            verdict: verdict.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(Duration::from_secs(300)),
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 4,
+            window_size: 8 << 20,
+            maximum_packet_size: 65535,
+            nodelay: true,
+            ..Default::default()
+        });
+        let connect = async {
+            let mut handle = client::connect(config, (node.address.as_str(), node.port), verifier)
+                .await
+                .map_err(|e| match e {
+                    HandlerError::Refused(e) => e,
+                    HandlerError::Ssh(russh::Error::IO(io)) => SshError::Connect {
+                        host: host.clone(),
+                        reason: io.to_string(),
+                    },
+                    HandlerError::Ssh(e) => SshError::Session {
+                        host: host.clone(),
+                        reason: e.to_string(),
+                    },
+                })?;
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| session_error(&host, e))?
+                .flatten();
+            let auth = handle
+                .authenticate_publickey(
+                    node.user.clone(),
+                    PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+                )
+                .await
+                .map_err(|e| session_error(&host, e))?;
+            if !auth.success() {
+                return Err(SshError::Auth {
+                    host: host.clone(),
+                    user: node.user.clone(),
+                });
+            }
+            Ok(handle)
+        };
+        let handle =
+            tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| SshError::Timeout {
+                    host: host.clone(),
+                    what: "connecting".into(),
+                    after: timeout,
+                })??;
+        let verdict = verdict
+            .lock()
+            .expect("verdict lock")
+            .clone()
+            .unwrap_or(KeyVerdict::Trusted);
+        Ok(Self {
+            handle,
+            host,
+            user: node.user.clone(),
+            verdict,
+        })
+    }
+
+    /// Whether the connection is gone (the pool then opens a new one).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// The login user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Run `command` (a complete, quoted command line), feeding `stdin` if given.
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<Box<dyn AsyncRead + Send + Unpin + '_>>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<ExecOutput, SshError> {
+        let run = async {
+            let channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| session_error(&self.host, e))?;
+            channel
+                .exec(true, command)
+                .await
+                .map_err(|e| session_error(&self.host, e))?;
+            let (mut reader, writer) = channel.split();
+            let feed = async {
+                if let Some(input) = stdin {
+                    // A command that exits early closes the channel; its status says why.
+                    let _ = writer.data(input).await;
+                }
+                let _ = writer.eof().await;
+                writer
+            };
+            let collect = async {
+                let mut out = ExecOutput::default();
+                while let Some(msg) = reader.wait().await {
+                    match msg {
+                        ChannelMsg::Data { data } => append(&mut out.stdout, &data),
+                        ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut out.stderr, &data),
+                        ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                        _ => {}
+                    }
+                }
+                out
+            };
+            let (_writer, out) = tokio::join!(feed, collect);
+            Ok::<_, SshError>(out)
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| SshError::Timeout {
+                host: self.host.clone(),
+                what: what.to_string(),
+                after: timeout,
+            })?
+    }
+
+    /// Run a script as root (through `sudo -n` for other users).
+    pub async fn run(
+        &self,
+        script: &Script,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<ExecOutput, SshError> {
+        self.exec(&script.clone().as_root(&self.user), None, timeout, what)
+            .await
+    }
+
+    /// The sha256 of a remote file, or `None` when it does not exist.
+    pub async fn remote_sha256(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, SshError> {
+        let script = Script::of(Cmd::new("sha256sum").arg("--").arg(path)).quiet();
+        let out = self.run(&script, timeout, "sha256sum").await?;
+        if !out.success() {
+            return Ok(None);
+        }
+        Ok(out
+            .stdout_text()
+            .split_whitespace()
+            .next()
+            .map(|s| s.trim_start_matches('\\').to_ascii_lowercase()))
+    }
+
+    /// Upload `local` to `remote` with `mode`, unless the node already holds that sha256; the
+    /// sha256 is re-computed on the node before the file takes its final name.
+    pub async fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        sha256: &str,
+        mode: &str,
+        timeout: Duration,
+    ) -> Result<Uploaded, SshError> {
+        let expected = sha256.to_ascii_lowercase();
+        if self.remote_sha256(remote, timeout).await?.as_deref() == Some(expected.as_str()) {
+            return Ok(Uploaded::AlreadyPresent);
+        }
+        let local_error = |e: std::io::Error| SshError::LocalFile {
+            path: local.display().to_string(),
+            reason: e.to_string(),
+        };
+        let file = tokio::fs::File::open(local).await.map_err(local_error)?;
+        let bytes = file.metadata().await.map_err(local_error)?.len();
+        let dir = Path::new(remote)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let partial = format!("{remote}.mk8-partial");
+        let receive = Script::of(Cmd::new("mkdir").args(["-p", "--", &dir]))
+            .and(Cmd::new("cat"))
+            .stdout_to(&partial);
+        let out = self
+            .exec(
+                &receive.as_root(&self.user),
+                Some(Box::new(file)),
+                timeout,
+                "upload",
+            )
+            .await?;
+        if !out.success() {
+            return Err(self.remote_error("receiving a file", &out));
+        }
+        let actual = self
+            .remote_sha256(&partial, timeout)
+            .await?
+            .unwrap_or_default();
+        if actual != expected {
+            let discard = Script::of(Cmd::new("rm").args(["-f", "--", &partial]));
+            let _ = self.run(&discard, timeout, "rm").await;
+            return Err(SshError::ChecksumMismatch {
+                host: self.host.clone(),
+                path: remote.to_string(),
+                expected,
+                actual,
+            });
+        }
+        let install = Script::of(Cmd::new("chmod").args([mode, "--", &partial]))
+            .and(Cmd::new("mv").args(["-f", "--", &partial, remote]));
+        let out = self.run(&install, timeout, "mv").await?;
+        if !out.success() {
+            return Err(self.remote_error("moving an uploaded file into place", &out));
+        }
+        Ok(Uploaded::Transferred { bytes })
+    }
+
+    /// Close the connection politely.
+    pub async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+
+    fn remote_error(&self, what: &str, out: &ExecOutput) -> SshError {
+        SshError::Remote {
+            host: self.host.clone(),
+            what: what.to_string(),
+            status: out.status,
+            stderr: out.stderr_tail(),
+        }
+    }
+}
+
+fn append(buffer: &mut Vec<u8>, data: &[u8]) {
+    let room = OUTPUT_CAP.saturating_sub(buffer.len());
+    buffer.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+fn session_error(host: &str, e: russh::Error) -> SshError {
+    SshError::Session {
+        host: host.to_string(),
+        reason: e.to_string(),
+    }
+}

@@ -1,6 +1,7 @@
 //! Host key verification (pure): pinned fingerprints, known_hosts content, explicit learning.
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::HashAlg;
+pub use russh::keys::PublicKey;
 
 use super::SshError;
 

@@ -1,0 +1,307 @@
+//! Test fleet: OpenSSH sshd nodes, each in its own network namespace and private mount namespace.
+//!
+//! Node `k` lives in netns `mk8n<k>`, reached from the host over a veth pair (`mk8h<k>` on the host
+//! with 10.77.k.1/24, `mk8e<k>` in the node with 10.77.k.2/24). Inside, `/etc/rancher`,
+//! `/var/lib/rancher` and `/usr/local` are bind mounts of per-node temp directories, so every node
+//! sees only its own files while the test reads them through [`Node::host_path`].
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mk8::providers::ssh::{Credentials, HostKeyPolicy, NodeAccess};
+
+/// Subnet octets handed out to fleets of this test process (tests run in parallel threads).
+static NEXT_SUBNET: AtomicU32 = AtomicU32::new(0);
+
+/// The directories a node keeps private, bound from its temp dir.
+const PRIVATE_DIRS: &[(&str, &str)] = &[
+    ("/etc/rancher", "etc-rancher"),
+    ("/var/lib/rancher", "var-lib-rancher"),
+    ("/usr/local", "usr-local"),
+];
+
+/// One sshd test node.
+pub struct Node {
+    /// Subnet octet: the node is 10.77.<k>.2.
+    pub k: u32,
+    /// Network namespace name.
+    pub netns: String,
+    /// Address reachable from the host namespace.
+    pub address: String,
+    /// The node's private directory on the host.
+    pub root: PathBuf,
+    /// The node's host public key (OpenSSH format).
+    pub host_public_key: String,
+}
+
+impl Node {
+    /// Where a path inside the node's private directories lives on the host.
+    pub fn host_path(&self, inside: &str) -> PathBuf {
+        for (mount, dir) in PRIVATE_DIRS {
+            if let Some(rest) = inside.strip_prefix(mount) {
+                return self.root.join(dir).join(rest.trim_start_matches('/'));
+            }
+        }
+        panic!("{inside} is not inside a private directory of the test node");
+    }
+
+    /// Stop the node's sshd (the node becomes unreachable: connections are refused).
+    pub fn stop_sshd(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.root.join("sshd.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+
+    /// Start (or restart) the node's sshd inside its namespaces and wait until it accepts.
+    pub fn start_sshd(&self) {
+        let mounts: Vec<String> = PRIVATE_DIRS
+            .iter()
+            .map(|(mount, dir)| {
+                format!(
+                    "mkdir -p {mount} && mount --bind {} {mount}",
+                    self.root.join(dir).display()
+                )
+            })
+            .collect();
+        let script = format!(
+            "{} && exec /usr/sbin/sshd -f {} -E {}",
+            mounts.join(" && "),
+            self.root.join("sshd_config").display(),
+            self.root.join("sshd.log").display()
+        );
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.netns,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let addr: SocketAddr = format!("{}:22", self.address).parse().unwrap();
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd of {} did not come up; log: {}",
+                self.netns,
+                std::fs::read_to_string(self.root.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Read a file of the node, by its path inside the node.
+    pub fn read(&self, inside: &str) -> Option<String> {
+        std::fs::read_to_string(self.host_path(inside)).ok()
+    }
+}
+
+/// N test nodes plus the client key and known_hosts that reach them; torn down on drop.
+pub struct Fleet {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Client private key (OpenSSH format), authorised on every node as root.
+    pub client_key: String,
+    /// known_hosts content listing every node's host key.
+    pub known_hosts: String,
+    dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    /// Start `n` nodes, or `None` (with a loud message) when the tests do not run as root.
+    pub fn start(test: &str, n: usize) -> Option<Fleet> {
+        if !is_root() {
+            eprintln!(
+                "\n!!! SKIPPING {test}: the SSH fleet needs root (network namespaces, mounts); run the tests as root\n"
+            );
+            return None;
+        }
+        std::fs::create_dir_all("/run/sshd").expect("sshd privilege separation dir");
+        let dir = tempfile::Builder::new()
+            .prefix("mk8-fleet-")
+            .tempdir()
+            .expect("fleet dir");
+        let client = dir.path().join("client_key");
+        keygen(&client, "mk8-test-client");
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
+        let mut fleet = Fleet {
+            nodes: Vec::new(),
+            client_key: std::fs::read_to_string(&client).unwrap(),
+            known_hosts: String::new(),
+            dir,
+        };
+        for i in 0..n {
+            let k = allocate_subnet();
+            let node = fleet.create_node(k, i, &authorized);
+            fleet
+                .known_hosts
+                .push_str(&format!("{} {}\n", node.address, node.host_public_key));
+            fleet.nodes.push(node);
+        }
+        for node in &fleet.nodes {
+            node.start_sshd();
+        }
+        Some(fleet)
+    }
+
+    /// How mk8 reaches `node` as root with the fleet's key and known_hosts.
+    pub fn access(&self, node: &Node) -> NodeAccess {
+        NodeAccess {
+            address: node.address.clone(),
+            port: 22,
+            user: "root".into(),
+            credentials: Credentials {
+                private_key: self.client_key.clone(),
+                passphrase: None,
+            },
+            host_keys: HostKeyPolicy {
+                known_hosts: self.known_hosts.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The fleet's scratch directory (for artifacts and such).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn create_node(&self, k: u32, i: usize, authorized: &Path) -> Node {
+        let netns = format!("mk8n{k}");
+        let host_if = format!("mk8h{k}");
+        let node_if = format!("mk8e{k}");
+        remove_namespace(&netns, &host_if);
+        run(&["ip", "netns", "add", &netns]);
+        run(&[
+            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &node_if,
+        ]);
+        run(&["ip", "link", "set", &node_if, "netns", &netns]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.77.{k}.1/24"),
+            "dev",
+            &host_if,
+        ]);
+        run(&["ip", "link", "set", &host_if, "up"]);
+        let in_ns = |args: &[&str]| {
+            let mut full = vec!["ip", "netns", "exec", netns.as_str()];
+            full.extend_from_slice(args);
+            run(&full);
+        };
+        in_ns(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.77.{k}.2/24"),
+            "dev",
+            &node_if,
+        ]);
+        in_ns(&["ip", "link", "set", &node_if, "up"]);
+        in_ns(&["ip", "link", "set", "lo", "up"]);
+        let root = self.dir.path().join(format!("node{i}"));
+        for (_, dir) in PRIVATE_DIRS {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let host_key = root.join("ssh_host_ed25519_key");
+        keygen(&host_key, &netns);
+        let address = format!("10.77.{k}.2");
+        let config = format!(
+            "Port 22\nListenAddress {address}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PermitRootLogin yes\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nMaxSessions 64\nMaxStartups 64\n\
+             LogLevel VERBOSE\n",
+            host_key.display(),
+            root.join("sshd.pid").display(),
+            authorized.display()
+        );
+        std::fs::write(root.join("sshd_config"), config).unwrap();
+        let public = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+        let host_public_key = public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Node {
+            k,
+            netns,
+            address,
+            root,
+            host_public_key,
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            remove_namespace(&node.netns, &format!("mk8h{}", node.k));
+        }
+    }
+}
+
+/// Kill every process of a namespace (sshd, stand-ins it started), then delete it and its veth.
+fn remove_namespace(netns: &str, host_if: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = Command::new("ip").args(["netns", "del", netns]).output();
+    let _ = Command::new("ip").args(["link", "del", host_if]).output();
+}
+
+/// A subnet octet unique within this process; leftovers with the same names are removed first.
+fn allocate_subnet() -> u32 {
+    let n = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+    assert!(n < 250, "the test fleet ran out of 10.77.x.0/24 subnets");
+    n + 1
+}
+
+fn keygen(path: &Path, comment: &str) {
+    let _ = std::fs::remove_file(path);
+    run(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        comment,
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Run a setup command; panics with its output when it fails.
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{} cannot run: {e}", args[0]));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

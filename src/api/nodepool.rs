@@ -71,7 +71,7 @@ pub struct EksNodePoolSpec {
     pub capacity_type: CapacityType,
     /// EKS AMI type, such as `AL2023_x86_64_STANDARD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Z0-9_]+$"))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_]+$"))]
     pub ami_type: Option<String>,
     /// Root volume size in GiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -251,6 +251,15 @@ pub fn patch(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Resp
     }
     let mut applied = req.decode_object()?;
     check_type(target, &mut applied)?;
+    // Like kube-apiserver, an apply patch may leave the name out: the URL names the object.
+    if name_of(&applied).is_empty()
+        && let Some(obj) = applied.as_object_mut()
+    {
+        let meta = obj.entry("metadata").or_insert_with(|| serde_json::json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("name".into(), serde_json::Value::String(name.clone()));
+        }
+    }
     if name_of(&applied) != name {
         return Err(ApiError::BadRequest(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&applied))));
     }

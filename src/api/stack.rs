@@ -110,10 +110,10 @@ pub struct HelmSource {
     /// Chart name.
     #[schemars(length(min = 1, max = 253))]
     pub chart: String,
-    /// Exact chart version: pinned, never a range.
+    /// Exact chart version: pinned, never a range (SemVer: optional pre-release, then build).
     #[schemars(
         length(min = 1, max = 128),
-        regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")
+        regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
     )]
     pub version: String,
     /// Helm values.

@@ -10,6 +10,9 @@ pub mod nodepool;
 pub mod stack;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use common::{LocalObjectReference, Phase};
 pub use nodepool::{NodePool, NodePoolSpec, NodePoolStatus};

@@ -1,5 +1,6 @@
 //! The `mk8` command line: parsing and dispatch; each subcommand lives in its own file.
 
+mod artifacts;
 mod crds;
 mod dev;
 
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Prepare and check RKE2 release files for air-gapped sites.
+    Artifacts(artifacts::ArtifactsArgs),
     /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
     Crds(crds::CrdsArgs),
     /// Run a development API server with mk8's CRDs and the operator on this machine.
@@ -35,6 +38,7 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> a
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Artifacts(args) => block_on(artifacts::run(args)),
         Command::Crds(args) => crds::run(args),
         Command::Dev(args) => block_on(dev::run(args)),
     };

@@ -1,1 +1,3 @@
 //! RKE2 on SSH hosts: release artifacts, the install plan and its executor.
+
+pub mod artifacts;

@@ -1,4 +1,6 @@
 //! RKE2 on SSH hosts, end to end: real sshd nodes in network namespaces, a test-built release.
 
+mod artifacts;
 pub mod fleet;
+pub mod release;
 mod ssh;

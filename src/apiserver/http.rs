@@ -90,6 +90,9 @@ impl ApiRequest {
 
 /// Decode bytes as a JSON or YAML object; anything else is a 400.
 pub fn decode_object(body: &[u8]) -> ApiResult<Value> {
+    if body.starts_with(super::protobuf::MAGIC) {
+        return super::protobuf::decode(body);
+    }
     let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or_default();
     let value: Value = if trimmed.first() == Some(&b'{') || trimmed.first() == Some(&b'[') {
         serde_json::from_slice(trimmed).map_err(|e| ApiError::BadRequest(format!("json: cannot unmarshal request body: {e}")))?

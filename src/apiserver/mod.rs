@@ -23,6 +23,7 @@ mod jsonpath;
 mod openapi;
 mod patch;
 mod persist;
+mod protobuf;
 mod read;
 mod registry;
 mod router;
@@ -63,7 +64,8 @@ pub struct DevServerConfig {
     pub tls: bool,
     /// Persist objects here (snapshot on change and at shutdown, reloaded at start).
     pub data_dir: Option<PathBuf>,
-    /// Bearer token clients must send; None generates a random one.
+    /// Bearer token clients must send over HTTPS; None generates a random one. Plain HTTP is
+    /// unauthenticated: kubectl never sends credentials over it.
     pub token: Option<String>,
 }
 
@@ -78,6 +80,7 @@ pub struct DevServer {
     state: Arc<State>,
     url: String,
     ca_pem: Option<String>,
+    token: String,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -95,7 +98,7 @@ impl DevServer {
             registry.insert(def);
         }
         let store = Store::new(snapshot.as_ref().map(|s| s.resource_version).unwrap_or(1));
-        let state = Arc::new(State { store, registry, token });
+        let state = Arc::new(State { store, registry, token: config.tls.then(|| token.clone()) });
         if let Some(snapshot) = snapshot {
             restore(&state, snapshot);
         }
@@ -124,7 +127,7 @@ impl DevServer {
             tasks.push(tokio::spawn(persist::run(state.clone(), dir, cancel.clone())));
         }
         tracing::info!(%url, "development API server started");
-        Ok(DevServer { state, url, ca_pem, cancel, tasks })
+        Ok(DevServer { state, url, ca_pem, token, cancel, tasks })
     }
 
     /// Base URL, e.g. `https://127.0.0.1:PORT`.
@@ -134,7 +137,7 @@ impl DevServer {
 
     /// The bearer token clients must present.
     pub fn token(&self) -> &str {
-        &self.state.token
+        &self.token
     }
 
     /// A kubeconfig (context `mk8-dev`) pinning the CA and carrying the token.
@@ -145,7 +148,7 @@ impl DevServer {
         };
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: mk8-dev\n  cluster:\n    server: {}{ca_line}\nusers:\n- name: mk8-dev\n  user:\n    token: {}\ncontexts:\n- name: mk8-dev\n  context:\n    cluster: mk8-dev\n    user: mk8-dev\n    namespace: default\ncurrent-context: mk8-dev\npreferences: {{}}\n",
-            self.url, self.state.token
+            self.url, self.token
         )
     }
 

@@ -58,14 +58,15 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<S
     }
 }
 
-fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
     let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     header.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token)
 }
 
 async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if !handlers::is_public(&path) && !authorized(&req, &state.token) {
+    if !handlers::is_public(&path) && !authorized(&req, state.token.as_deref()) {
         return error_response(&ApiError::Unauthorized);
     }
     let declared = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());

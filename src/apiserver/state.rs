@@ -14,8 +14,9 @@ pub struct State {
     pub store: Store,
     /// Served resources.
     pub registry: Registry,
-    /// The bearer token clients must present.
-    pub token: String,
+    /// The bearer token clients must present; None on plain HTTP, where kubectl never sends
+    /// credentials (like kube-apiserver's old insecure port).
+    pub token: Option<String>,
 }
 
 /// The resource, version, namespace, name and subresource a request addresses.

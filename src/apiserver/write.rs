@@ -292,6 +292,7 @@ struct DeleteOptions {
     propagation: String,
     uid: Option<String>,
     resource_version: Option<String>,
+    dry_run: bool,
 }
 
 fn delete_options(req: &ApiRequest) -> ApiResult<DeleteOptions> {
@@ -307,6 +308,7 @@ fn delete_options(req: &ApiRequest) -> ApiResult<DeleteOptions> {
         propagation,
         uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
         resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from),
+        dry_run: req.query.dry_run() || body.get("dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()),
     })
 }
 
@@ -383,7 +385,7 @@ fn delete_object(state: &State, target: &Target, name: &str, opts: &DeleteOption
 pub fn delete(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
     let opts = delete_options(req)?;
     let name = target.name.clone().unwrap_or_default();
-    let gone = delete_object(state, target, &name, &opts, req.query.dry_run())?;
+    let gone = delete_object(state, target, &name, &opts, opts.dry_run)?;
     Ok(json_response(200, &target.present(&gone)))
 }
 
@@ -395,7 +397,7 @@ pub fn delete_collection(state: &State, target: &Target, req: &ApiRequest) -> Ap
     for item in items {
         let name = name_of(&item).to_string();
         let ns_target = Target { namespace: item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string(), ..target.clone() };
-        match delete_object(state, &ns_target, &name, &opts, req.query.dry_run()) {
+        match delete_object(state, &ns_target, &name, &opts, opts.dry_run) {
             Ok(gone) => deleted.push((*target.present(&gone)).clone()),
             Err(ApiError::NotFound(_)) => {}
             Err(e) => return Err(e),
@@ -417,9 +419,10 @@ pub fn evict(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Resp
         propagation: body.pointer("/deleteOptions/propagationPolicy").and_then(Value::as_str).unwrap_or("Background").to_string(),
         uid: body.pointer("/deleteOptions/preconditions/uid").and_then(Value::as_str).map(String::from),
         resource_version: None,
+        dry_run: req.query.dry_run() || body.pointer("/deleteOptions/dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()),
     };
     let name = target.name.clone().unwrap_or_default();
     let pod_target = Target { subresource: None, ..target.clone() };
-    delete_object(state, &pod_target, &name, &opts, req.query.dry_run())?;
+    delete_object(state, &pod_target, &name, &opts, opts.dry_run)?;
     Ok(json_response(201, &success_status(json!({"name": name, "kind": "pods"}))))
 }

@@ -1,3 +1,4 @@
 mod chart;
 mod crds;
 mod rke2;
+mod apiserver;

@@ -1,3 +1,5 @@
-//! RKE2 on SSH hosts: release artifacts, the install plan and its executor.
+//! RKE2 on SSH hosts: release artifacts, config.yaml, the install plan and its executor.
 
 pub mod artifacts;
+pub mod config;
+pub mod plan;

@@ -1,0 +1,410 @@
+//! The install plan (pure): desired nodes + the markers observed on them → ordered steps.
+//!
+//! Every step leaves a marker `/var/lib/rancher/rke2/.mk8/<step>` holding a digest of its inputs;
+//! a step whose marker already holds the digest it would write is finished and is not planned
+//! again. Order: all nodes prepare (preflight, upload, config, install) concurrently; then the
+//! first server starts and must be ready; then the other servers, one at a time; then the agents,
+//! `maxParallel` at a time.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::artifacts::{INSTALL_SCRIPT, VerifiedRelease};
+use crate::providers::Upload;
+use crate::providers::ssh::{Cmd, Script};
+
+/// Where markers live on a node (removed with RKE2's data dir by `rke2-uninstall.sh`).
+pub const MARKER_DIR: &str = "/var/lib/rancher/rke2/.mk8";
+/// Where release files are placed on a node, per version.
+pub const ARTIFACT_DIR: &str = "/var/lib/rancher/mk8/artifacts";
+/// RKE2's config file.
+pub const CONFIG_PATH: &str = "/etc/rancher/rke2/config.yaml";
+/// RKE2's install prefix used by mk8.
+pub const PREFIX: &str = "/usr/local";
+/// Least free space (KiB) under /var/lib/rancher before installing.
+pub const MIN_FREE_KIB: u64 = 1 << 20;
+
+/// RKE2 node roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Control plane and etcd.
+    Server,
+    /// Worker.
+    Agent,
+}
+
+impl Role {
+    /// `server` or `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+/// The steps of a node install, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StepKind {
+    /// OS, architecture, free disk, ports.
+    Preflight,
+    /// Release files placed on the node.
+    Upload,
+    /// `/etc/rancher/rke2/config.yaml` written.
+    Config,
+    /// `install.sh` ran.
+    Install,
+    /// The service was started.
+    Start,
+    /// The node answered its readiness probe.
+    Ready,
+}
+
+impl StepKind {
+    /// All steps in order.
+    pub const ALL: [StepKind; 6] = [
+        StepKind::Preflight,
+        StepKind::Upload,
+        StepKind::Config,
+        StepKind::Install,
+        StepKind::Start,
+        StepKind::Ready,
+    ];
+
+    /// The marker file name and status label.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Preflight => "preflight",
+            StepKind::Upload => "upload",
+            StepKind::Config => "config",
+            StepKind::Install => "install",
+            StepKind::Start => "start",
+            StepKind::Ready => "ready",
+        }
+    }
+
+    /// Whether the step belongs to preparation (done for all nodes at once) or to joining.
+    pub fn prepares(self) -> bool {
+        self < StepKind::Start
+    }
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run a script; non-zero exit fails the step.
+    Run(Script),
+    /// Upload files (skipped per file when the node holds the same sha256).
+    Upload(Vec<Upload>),
+    /// Poll a probe until it succeeds or the step times out.
+    WaitReady(Script),
+}
+
+/// One planned step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Which step.
+    pub kind: StepKind,
+    /// Digest of its inputs, written to its marker when it succeeds.
+    pub digest: String,
+    /// What to do.
+    pub action: Action,
+}
+
+impl Step {
+    /// The script that records this step as finished.
+    pub fn marker_script(&self) -> Script {
+        Script::of(Cmd::new("mkdir").args(["-p", MARKER_DIR]))
+            .and(Cmd::new("printf").args(["%s", &self.digest]))
+            .stdout_to(&format!("{MARKER_DIR}/{}", self.kind.name()))
+    }
+}
+
+/// A node as the spec wants it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredNode {
+    /// Kubernetes node name (unique in the plan).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Rendered config.yaml.
+    pub config_yaml: String,
+    /// Whether the node needs the registration address reachable (joiners).
+    pub registration: Option<String>,
+}
+
+/// The steps of one node still to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodePlan {
+    /// Node name.
+    pub name: String,
+    /// Preflight, upload, config, install — whichever are not finished.
+    pub prepare: Vec<Step>,
+    /// Start and ready — whichever are not finished.
+    pub join: Vec<Step>,
+}
+
+impl NodePlan {
+    /// Whether nothing is left to do.
+    pub fn is_done(&self) -> bool {
+        self.prepare.is_empty() && self.join.is_empty()
+    }
+}
+
+/// A group of nodes that join together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wave {
+    /// Node names.
+    pub nodes: Vec<String>,
+    /// How many join at once.
+    pub parallel: usize,
+}
+
+/// The whole plan: per-node steps and the order of joining.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Per-node steps, servers first.
+    pub nodes: Vec<NodePlan>,
+    /// Joining order: first server, every other server alone, then the agents.
+    pub waves: Vec<Wave>,
+}
+
+/// Markers observed on each node: node name → step name → digest.
+pub type Observed = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Build the plan. `nodes` lists servers in joining order (the first one bootstraps the
+/// cluster), then agents; `release` holds the verified files; `version` is the RKE2 version.
+pub fn build(
+    nodes: &[DesiredNode],
+    observed: &Observed,
+    release: &VerifiedRelease,
+    version: &str,
+    max_parallel: usize,
+) -> Plan {
+    let dir = format!("{ARTIFACT_DIR}/{version}");
+    let uploads: Vec<Upload> = release
+        .files
+        .iter()
+        .map(|f| Upload {
+            local: f.path.clone(),
+            remote: format!("{dir}/{}", f.name),
+            sha256: f.sha256.clone(),
+            mode: if f.name == INSTALL_SCRIPT {
+                "0755"
+            } else {
+                "0644"
+            }
+            .into(),
+        })
+        .collect();
+    let upload_digest = digest(
+        uploads
+            .iter()
+            .flat_map(|u| [u.remote.as_str(), u.sha256.as_str()]),
+    );
+    let mut plans = Vec::new();
+    for node in nodes {
+        let role = node.role.as_str();
+        let config_digest = digest([node.config_yaml.as_str()]);
+        let install_digest = digest([version, role, &upload_digest]);
+        let start_digest = digest([install_digest.as_str(), &config_digest]);
+        let steps = [
+            (
+                StepKind::Preflight,
+                digest([role]),
+                Action::Run(preflight(node.role)),
+            ),
+            (
+                StepKind::Upload,
+                upload_digest.clone(),
+                Action::Upload(uploads.clone()),
+            ),
+            (
+                StepKind::Config,
+                config_digest,
+                Action::Run(write_config(&node.config_yaml)),
+            ),
+            (
+                StepKind::Install,
+                install_digest,
+                Action::Run(install(&dir, node.role, version)),
+            ),
+            (
+                StepKind::Start,
+                start_digest.clone(),
+                Action::Run(start(node.role)),
+            ),
+            (
+                StepKind::Ready,
+                start_digest,
+                Action::WaitReady(readiness(node.role)),
+            ),
+        ];
+        let markers = observed.get(&node.name);
+        let mut prepare = Vec::new();
+        let mut join = Vec::new();
+        let mut redo = false;
+        for (kind, digest, action) in steps {
+            // Once a step is redone, everything after it is redone too.
+            let done = !redo && markers.and_then(|m| m.get(kind.name())) == Some(&digest);
+            if done {
+                continue;
+            }
+            redo = true;
+            let step = Step {
+                kind,
+                digest,
+                action,
+            };
+            if kind.prepares() {
+                prepare.push(step);
+            } else {
+                join.push(step);
+            }
+        }
+        plans.push(NodePlan {
+            name: node.name.clone(),
+            prepare,
+            join,
+        });
+    }
+    let mut waves = Vec::new();
+    for node in nodes.iter().filter(|n| n.role == Role::Server) {
+        waves.push(Wave {
+            nodes: vec![node.name.clone()],
+            parallel: 1,
+        });
+    }
+    let agents: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.role == Role::Agent)
+        .map(|n| n.name.clone())
+        .collect();
+    if !agents.is_empty() {
+        waves.push(Wave {
+            nodes: agents,
+            parallel: max_parallel.max(1),
+        });
+    }
+    Plan {
+        nodes: plans,
+        waves,
+    }
+}
+
+/// The script that lists a node's markers as `<step> <digest>` lines.
+pub fn observe_script() -> Script {
+    Script::of(Cmd::new("sh").args([
+        "-c",
+        r#"for f in "$1"/*; do [ -f "$f" ] && printf '%s %s\n' "${f##*/}" "$(cat "$f")"; done; true"#,
+        "mk8-observe",
+        MARKER_DIR,
+    ]))
+}
+
+/// Parse the output of [`observe_script`].
+pub fn parse_markers(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// OS, architecture, free disk, and the role's ports free.
+fn preflight(role: Role) -> Script {
+    let ports: &[&str] = match role {
+        Role::Server => &["6443", "9345", "10250"],
+        Role::Agent => &["10250"],
+    };
+    let check = r#"
+[ "$(uname -s)" = Linux ] || { echo "preflight: not Linux but $(uname -s)" >&2; exit 1; }
+case "$(uname -m)" in x86_64|amd64) ;; *) echo "preflight: architecture $(uname -m) is not amd64" >&2; exit 1 ;; esac
+mkdir -p /var/lib/rancher
+free=$(df -Pk /var/lib/rancher | awk 'NR==2 {print $4}')
+[ "${free:-0}" -ge "$1" ] || { echo "preflight: only ${free}KiB free under /var/lib/rancher, need $1KiB" >&2; exit 1; }
+shift
+[ -f /var/lib/rancher/rke2/.mk8/install ] && exit 0
+for port in "$@"; do
+  hex=$(printf '%04X' "$port")
+  if awk -v p=":$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+    echo "preflight: port $port is already in use" >&2; exit 1
+  fi
+done
+"#;
+    let mut args = vec![
+        "-c".to_string(),
+        check.to_string(),
+        "mk8-preflight".to_string(),
+        MIN_FREE_KIB.to_string(),
+    ];
+    args.extend(ports.iter().map(|p| p.to_string()));
+    Script::of(Cmd::new("sh").args(args))
+}
+
+/// Write config.yaml atomically with mode 0600 (it holds the token).
+fn write_config(yaml: &str) -> Script {
+    let partial = format!("{CONFIG_PATH}.mk8-partial");
+    Script::of(Cmd::new("umask").arg("077"))
+        .and(Cmd::new("mkdir").args(["-p", "/etc/rancher/rke2"]))
+        .and(Cmd::new("printf").args(["%s", yaml]))
+        .stdout_to(&partial)
+        .and(Cmd::new("mv").args(["-f", &partial, CONFIG_PATH]))
+}
+
+/// Run install.sh from the uploaded files, offline.
+fn install(dir: &str, role: Role, version: &str) -> Script {
+    Script::of(Cmd::new("env").args([
+        format!("INSTALL_RKE2_ARTIFACT_PATH={dir}"),
+        format!("INSTALL_RKE2_TYPE={}", role.as_str()),
+        format!("INSTALL_RKE2_VERSION={version}"),
+        format!("INSTALL_RKE2_TAR_PREFIX={PREFIX}"),
+        "INSTALL_RKE2_METHOD=tar".into(),
+        "sh".into(),
+        format!("{dir}/{INSTALL_SCRIPT}"),
+    ]))
+}
+
+/// Enable and start the service. With systemd running, through `systemctl`; without it (test
+/// nodes in network namespaces, minimal containers), `<prefix>/bin/rke2 <role>` runs detached
+/// under nohup with its pid in the marker directory, so a second start is a no-op.
+fn start(role: Role) -> Script {
+    let script = r#"
+role="$1"; prefix="$2"; state="$3"
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  exec systemctl enable --now "rke2-$role.service"
+fi
+mkdir -p "$state"
+if [ -f "$state/rke2.pid" ] && kill -0 "$(cat "$state/rke2.pid")" 2>/dev/null; then exit 0; fi
+nohup "$prefix/bin/rke2" "$role" > "$state/rke2-$role.log" 2>&1 < /dev/null &
+echo $! > "$state/rke2.pid"
+"#;
+    Script::of(Cmd::new("sh").args(["-c", script, "mk8-start", role.as_str(), PREFIX, MARKER_DIR]))
+}
+
+/// Readiness: a server's API answers `/readyz`; an agent's kubelet reaches the API through its
+/// local load balancer. Both through the kubectl RKE2 places in its data directory.
+pub fn readiness(role: Role) -> Script {
+    let kubeconfig = match role {
+        Role::Server => "/etc/rancher/rke2/rke2.yaml",
+        Role::Agent => "/var/lib/rancher/rke2/agent/kubelet.kubeconfig",
+    };
+    Script::of(Cmd::new("/var/lib/rancher/rke2/bin/kubectl").args([
+        "--kubeconfig",
+        kubeconfig,
+        "get",
+        "--raw=/readyz",
+    ]))
+}
+
+fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+#[cfg(test)]
+mod tests;

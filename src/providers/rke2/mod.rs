@@ -2,4 +2,5 @@
 
 pub mod artifacts;
 pub mod config;
+pub mod execute;
 pub mod plan;

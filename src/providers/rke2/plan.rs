@@ -159,6 +159,8 @@ pub struct Wave {
     pub nodes: Vec<String>,
     /// How many join at once.
     pub parallel: usize,
+    /// Servers block every later wave until they are ready.
+    pub role: Role,
 }
 
 /// The whole plan: per-node steps and the order of joining.
@@ -274,6 +276,7 @@ pub fn build(
         waves.push(Wave {
             nodes: vec![node.name.clone()],
             parallel: 1,
+            role: Role::Server,
         });
     }
     let agents: Vec<String> = nodes
@@ -285,6 +288,7 @@ pub fn build(
         waves.push(Wave {
             nodes: agents,
             parallel: max_parallel.max(1),
+            role: Role::Agent,
         });
     }
     Plan {

@@ -2,5 +2,6 @@
 
 mod artifacts;
 pub mod fleet;
+mod install;
 pub mod release;
 mod ssh;

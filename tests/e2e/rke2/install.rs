@@ -1,0 +1,303 @@
+//! The install plan executed over real SSH on the test fleet with the test-built release.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mk8::providers::NodeShell;
+use mk8::providers::rke2::artifacts::{ArtifactCache, ArtifactError, IMAGES, Source};
+use mk8::providers::rke2::config::{self, NodeConfig};
+use mk8::providers::rke2::execute::{self, Options, Phase, Progress, Target};
+use mk8::providers::rke2::plan::{self, DesiredNode, Role};
+use mk8::providers::ssh::SshPool;
+
+use super::fleet::{Fleet, Node};
+use super::release::{Release, VERSION};
+
+fn options() -> Options {
+    Options {
+        step_timeout: Duration::from_secs(60),
+        attempts: 2,
+        backoff: Duration::from_millis(200),
+        poll: Duration::from_millis(200),
+        prepare_parallel: 8,
+    }
+}
+
+/// Desired nodes for `roles` (the first server bootstraps; the others register through it).
+fn desired(fleet: &Fleet, roles: &[Role]) -> Vec<DesiredNode> {
+    let registration = fleet.nodes[0].address.clone();
+    roles
+        .iter()
+        .enumerate()
+        .map(|(i, role)| {
+            let name = format!("node-{i}");
+            let server = (i > 0).then(|| registration.clone());
+            let yaml = config::render(&NodeConfig {
+                token: "fixture-token".into(),
+                server: server.clone(),
+                is_server: *role == Role::Server,
+                tls_san: vec![registration.clone()],
+                node_name: name.clone(),
+                cni: "canal".into(),
+                ..Default::default()
+            });
+            DesiredNode {
+                name,
+                role: *role,
+                config_yaml: yaml,
+                registration: server,
+            }
+        })
+        .collect()
+}
+
+fn targets(fleet: &Fleet, count: usize) -> Vec<Target> {
+    (0..count)
+        .map(|i| Target {
+            name: format!("node-{i}"),
+            access: fleet.access(&fleet.nodes[i]),
+        })
+        .collect()
+}
+
+/// Observe, plan and execute once; returns the outcomes.
+async fn install(
+    pool: &SshPool,
+    fleet: &Fleet,
+    release: &Release,
+    roles: &[Role],
+    targets: &[Target],
+    max_parallel: usize,
+) -> BTreeMap<String, Progress> {
+    let cache = ArtifactCache::new(fleet.dir().join("cache"));
+    let verified = cache
+        .release(&Source::Directory(release.dir.clone()), "canal")
+        .await
+        .expect("release verifies");
+    let (observed, _) = execute::observe(pool, targets, Duration::from_secs(10)).await;
+    let nodes = desired(fleet, roles);
+    let plan = plan::build(&nodes, &observed, &verified, VERSION, max_parallel);
+    execute::execute(pool as &dyn NodeShell, targets, &plan, &options(), &|_| {}).await
+}
+
+/// `(event, role, seconds)` lines the stand-ins and install.sh recorded on a node.
+fn events(node: &Node) -> Vec<(String, f64)> {
+    node.read("/var/lib/rancher/rke2/mk8-fixture/events")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f.last().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+fn time_of(node: &Node, event: &str) -> f64 {
+    events(node)
+        .into_iter()
+        .find(|(e, _)| e == event)
+        .unwrap_or_else(|| panic!("{} recorded no {event}", node.netns))
+        .1
+}
+
+fn count(node: &Node, event: &str) -> usize {
+    events(node).iter().filter(|(e, _)| e == event).count()
+}
+
+fn assert_all_ready(outcomes: &BTreeMap<String, Progress>, n: usize) {
+    assert_eq!(outcomes.len(), n, "{outcomes:#?}");
+    for p in outcomes.values() {
+        assert_eq!(p.phase, Phase::Ready, "{p:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_installs_from_the_release_and_writes_token_and_kubeconfig() {
+    let Some(fleet) = Fleet::start("one_server_installs", 1) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 100_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    let targets = targets(&fleet, 1);
+    let outcomes = install(&pool, &fleet, &release, &[Role::Server], &targets, 5).await;
+    assert_all_ready(&outcomes, 1);
+    let node = &fleet.nodes[0];
+    let token = node
+        .read("/var/lib/rancher/rke2/server/node-token")
+        .unwrap();
+    assert!(token.trim().ends_with("::server:fixture-token"), "{token}");
+    let kubeconfig = node.read("/etc/rancher/rke2/rke2.yaml").unwrap();
+    assert!(kubeconfig.contains("server: https://127.0.0.1:6443"));
+    let config = node.read("/etc/rancher/rke2/config.yaml").unwrap();
+    assert!(!config.contains("server:"), "{config}");
+    assert!(config.contains("node-name: node-0"), "{config}");
+    assert!(node.host_path("/usr/local/bin/rke2").exists());
+    assert!(
+        node.host_path(&format!("/var/lib/rancher/rke2/agent/images/{IMAGES}"))
+            .exists()
+    );
+    let markers: Vec<String> = std::fs::read_dir(node.host_path(plan::MARKER_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for step in ["preflight", "upload", "config", "install", "start", "ready"] {
+        assert!(markers.iter().any(|m| m == step), "{markers:?}");
+    }
+    // A second pass finds everything done: no step runs again.
+    let again = install(&pool, &fleet, &release, &[Role::Server], &targets, 5).await;
+    assert_all_ready(&again, 1);
+    assert_eq!(count(node, "install"), 1);
+    assert_eq!(count(node, "start"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_join_one_after_another_and_five_agents_together() {
+    let Some(fleet) = Fleet::start("three_servers_five_agents", 8) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 100_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    let mut roles = vec![Role::Server; 3];
+    roles.extend([Role::Agent; 5]);
+    let targets = targets(&fleet, 8);
+    let outcomes = install(&pool, &fleet, &release, &roles, &targets, 5).await;
+    assert_all_ready(&outcomes, 8);
+    let servers = &fleet.nodes[..3];
+    let agents = &fleet.nodes[3..];
+    for pair in servers.windows(2) {
+        assert!(
+            time_of(&pair[1], "start") >= time_of(&pair[0], "ready"),
+            "{} started before {} was ready",
+            pair[1].netns,
+            pair[0].netns
+        );
+    }
+    let last_server_ready = time_of(&servers[2], "ready");
+    let first_agent_ready = agents
+        .iter()
+        .map(|a| time_of(a, "ready"))
+        .fold(f64::MAX, f64::min);
+    let last_agent_start = agents
+        .iter()
+        .map(|a| time_of(a, "start"))
+        .fold(0.0, f64::max);
+    for a in agents {
+        assert!(
+            time_of(a, "start") >= last_server_ready,
+            "{} joined before the servers",
+            a.netns
+        );
+    }
+    assert!(
+        last_agent_start < first_agent_ready,
+        "agents did not overlap: last start {last_agent_start}, first ready {first_agent_ready}"
+    );
+    let joiner = fleet.nodes[4]
+        .read("/etc/rancher/rke2/config.yaml")
+        .unwrap();
+    assert!(
+        joiner.contains(&format!("server: https://{}:9345", fleet.nodes[0].address)),
+        "{joiner}"
+    );
+    // Every node was reached over one pooled connection.
+    assert_eq!(pool.open_connections(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_and_untrusted_nodes_fail_alone_while_the_others_finish() {
+    let Some(fleet) = Fleet::start("unreachable_nodes_fail_alone", 4) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let pool = SshPool::new(Duration::from_secs(5));
+    let roles = [Role::Server, Role::Agent, Role::Agent, Role::Agent];
+    let mut targets = targets(&fleet, 4);
+    fleet.nodes[2].stop_sshd();
+    // Node 3 presents a key other than the one recorded for it.
+    targets[3].access.host_keys.known_hosts = format!(
+        "{} {}\n",
+        fleet.nodes[3].address, fleet.nodes[0].host_public_key
+    );
+    let outcomes = install(&pool, &fleet, &release, &roles, &targets, 5).await;
+    assert_eq!(outcomes["node-0"].phase, Phase::Ready);
+    assert_eq!(outcomes["node-1"].phase, Phase::Ready);
+    let down = &outcomes["node-2"];
+    assert_eq!(down.phase, Phase::Failed);
+    assert!(
+        down.message
+            .contains(&format!("cannot connect to {}", fleet.nodes[2].address)),
+        "{down:?}"
+    );
+    let untrusted = &outcomes["node-3"];
+    assert_eq!(untrusted.phase, Phase::Failed);
+    assert!(
+        untrusted
+            .message
+            .starts_with(&format!("host key mismatch for {}", fleet.nodes[3].address)),
+        "{untrusted:?}"
+    );
+    assert!(
+        !fleet.nodes[3].host_path("/var/lib/rancher/mk8").exists(),
+        "nothing may reach an untrusted host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_artifact_is_refused_before_any_node_sees_it() {
+    let Some(fleet) = Fleet::start("a_corrupted_artifact_is_refused", 1) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    release.corrupt(IMAGES);
+    let cache = ArtifactCache::new(fleet.dir().join("cache"));
+    let err = cache
+        .release(&Source::Directory(release.dir.clone()), "canal")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ArtifactError::ChecksumMismatch { file, .. } if file == IMAGES),
+        "{err}"
+    );
+    // Without a verified release there is no plan: the node got nothing.
+    assert!(!fleet.nodes[0].host_path("/var/lib/rancher/mk8").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_install_converges_without_repeating_finished_steps() {
+    let Some(fleet) = Fleet::start("an_interrupted_install_converges", 3) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let roles = [Role::Server, Role::Agent, Role::Agent];
+    let targets = targets(&fleet, 3);
+    {
+        // The "operator" dies as soon as the first server is ready.
+        let pool = SshPool::new(Duration::from_secs(10));
+        let ready_marker = fleet.nodes[0].host_path("/var/lib/rancher/rke2/.mk8/ready");
+        let run = install(&pool, &fleet, &release, &roles, &targets, 5);
+        tokio::select! {
+            _ = run => panic!("the install finished before it could be interrupted"),
+            _ = async { while !ready_marker.exists() { tokio::time::sleep(Duration::from_millis(20)).await } } => {}
+        }
+    }
+    let installed_before: Vec<bool> = fleet
+        .nodes
+        .iter()
+        .map(|n| n.host_path("/var/lib/rancher/rke2/.mk8/install").exists())
+        .collect();
+    // A new "operator" with a fresh connection pool picks up from the markers.
+    let pool = SshPool::new(Duration::from_secs(10));
+    let outcomes = install(&pool, &fleet, &release, &roles, &targets, 5).await;
+    assert_all_ready(&outcomes, 3);
+    assert_eq!(count(&fleet.nodes[0], "install"), 1);
+    assert_eq!(
+        count(&fleet.nodes[0], "start"),
+        1,
+        "the ready server was started again"
+    );
+    for (node, had_install) in fleet.nodes.iter().zip(installed_before) {
+        if had_install {
+            assert_eq!(count(node, "install"), 1, "{} installed twice", node.netns);
+        }
+    }
+}

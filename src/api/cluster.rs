@@ -1,5 +1,8 @@
 //! `Cluster`: one Kubernetes cluster, its control plane and its access.
 
+// Several `x_kube(validation)` and `printcolumn` attributes on one item are intended.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -1,5 +1,8 @@
 //! `Stack`: platform components for a set of clusters, delivered as ArgoCD Applications.
 
+// Several `x_kube(validation)` and `printcolumn` attributes on one item are intended.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,8 @@
 //! `ClusterProfileView`: a saved read query across every cluster of the inventory.
 
+// Several `x_kube(validation)` and `printcolumn` attributes on one item are intended.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::DynamicObject;
@@ -113,6 +113,22 @@ fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(
     }
 }
 
+/// Resolves once `store` has seen its first complete list.
+async fn cache_synced<K>(store: &kube::runtime::reflector::Store<K>) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    // The store's readiness signal wakes only its most recent waiter, and the controller itself
+    // waits on it too: poll again now and then instead of relying on a wake-up.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(result) => return result,
+            Err(_elapsed) => continue,
+        }
+    }
+}
+
 /// Run the four controllers until `shutdown` resolves; `synced` fires once every cache has synced.
 pub async fn run<S>(
     ctx: Arc<Context>,
@@ -187,13 +203,16 @@ pub async fn run<S>(
     );
     tokio::spawn(async move {
         let all = futures::future::try_join4(
-            stores.0.wait_until_ready(),
-            stores.1.wait_until_ready(),
-            stores.2.wait_until_ready(),
-            stores.3.wait_until_ready(),
+            cache_synced(&stores.0),
+            cache_synced(&stores.1),
+            cache_synced(&stores.2),
+            cache_synced(&stores.3),
         );
-        if all.await.is_ok() {
-            let _ = synced.send(());
+        match all.await {
+            Ok(_) => {
+                let _ = synced.send(());
+            }
+            Err(e) => tracing::warn!(error = %e, "a controller cache never synced"),
         }
     });
 

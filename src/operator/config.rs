@@ -66,7 +66,13 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     /// The configuration of a start without flags (environment variables still apply).
     pub fn without_flags() -> Self {
-        Self::try_parse_from(["mk8-operator"]).expect("the defaults parse")
+        Self::from_args(&[])
+    }
+
+    /// Parse flags given without the program name; panics on invalid flags (for tests and embedding).
+    pub fn from_args(args: &[&str]) -> Self {
+        let argv = std::iter::once("mk8-operator").chain(args.iter().copied());
+        Self::try_parse_from(argv).unwrap_or_else(|e| panic!("invalid operator flags: {e}"))
     }
 }
 

@@ -1,4 +1,6 @@
 mod chart;
 mod crds;
-mod rke2;
+mod operator;
+mod support;
 mod apiserver;
+mod rke2;

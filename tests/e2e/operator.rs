@@ -98,7 +98,7 @@ async fn samples_reconcile_to_their_documented_conditions() {
 
     // An Event tells the user why the Cluster is not Ready.
     eventually("a ProviderUnavailable Event for prod-eu", WAIT, || {
-        let events = cluster.kubectl(&["get", "events", "-n", "fleet", "-o", "json"]);
+        let events = cluster.kubectl(&["get", "events.events.k8s.io", "-n", "fleet", "-o", "json"]);
         if events.contains("ProviderUnavailable") && events.contains("prod-eu") { Ok(()) } else { Err(events) }
     })
     .await;

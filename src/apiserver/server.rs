@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -69,15 +70,10 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
     if !handlers::is_public(&path) && !authorized(&req, state.token.as_deref()) {
         return error_response(&ApiError::Unauthorized);
     }
-    let declared = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return error_response(&ApiError::TooLarge);
-    }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return error_response(&ApiError::TooLarge),
-        Err(e) => return error_response(&ApiError::BadRequest(format!("reading request body: {e}"))),
+    let body = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(e) => return error_response(&e),
     };
     let mut method = parts.method;
     if method == hyper::Method::HEAD {
@@ -96,4 +92,26 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
     };
     tracing::debug!(method = %api_request.method, path = %api_request.path, status = response.status().as_u16(), "development API server request");
     response
+}
+
+/// Largest body read (and discarded) before answering 413, so the client sees the answer instead of
+/// a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total > DRAIN_LIMIT {
+                break;
+            }
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > MAX_BODY { Err(ApiError::TooLarge) } else { Ok(buf.freeze()) }
 }

@@ -124,6 +124,8 @@ fn event_columns() -> Vec<Value> {
 fn custom_cell(column: &PrinterColumn, obj: &Value) -> Value {
     let Some(first) = jsonpath::find(obj, &column.json_path).into_iter().next() else { return Value::Null };
     match (column.type_.as_str(), first) {
+        // Like kube-apiserver's custom resource table convertor: dates print as ages.
+        ("date", Value::String(s)) => json!(human_age(Some(&s))),
         ("string", Value::String(s)) => json!(s),
         ("string", other) => json!(other.to_string()),
         (_, v) => v,
@@ -137,7 +139,7 @@ pub fn render(target: &Target, items: &[Arc<Value>], query: &Query, rv: u64, lis
     let version = target.version_def();
     let (columns, cells): (Vec<Value>, Box<dyn Fn(&Value) -> Vec<Value>>) = if target.def.is_custom() {
         if version.columns.is_empty() {
-            (vec![col("Age", "date", "", "", 0)], Box::new(|o: &Value| vec![o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]))
+            (vec![col("Age", "date", "", "", 0)], Box::new(|o: &Value| vec![age(o)]))
         } else {
             let defs = version.columns.clone();
             let cols = defs.iter().map(|c| col(&c.name, &c.type_, &c.format, &c.description, c.priority)).collect();

@@ -7,6 +7,7 @@ mod crud;
 mod discovery;
 mod errors;
 mod gc;
+mod persist;
 mod status;
 mod tables;
 mod transport;

@@ -1,1 +1,53 @@
-//! (being written)
+//! `kubectl get` renders server-side Tables: CRD printer columns and built-in columns.
+
+use super::with_widgets;
+
+fn header(out: &str) -> Vec<String> {
+    out.lines().next().unwrap_or_default().split_whitespace().map(String::from).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_printer_columns() {
+    let c = with_widgets().await;
+    c.apply("apiVersion: test.mk8.io/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 4}\n");
+    c.ok(&["patch", "widget", "w1", "--subresource=status", "--type", "merge", "-p", r#"{"status":{"conditions":[{"type":"Synced","status":"False"},{"type":"Ready","status":"True"}]}}"#]);
+    let out = c.ok(&["get", "widgets"]);
+    assert_eq!(header(&out), vec!["NAME", "SIZE", "READY", "AGE"], "{out}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], &["w1", "4", "True"], "{out}");
+    assert!(row[3].ends_with('s'), "age printed from the date column: {out}");
+    // A CRD without printer columns gets Name and Age.
+    c.apply("apiVersion: test.mk8.io/v1\nkind: Gadget\nmetadata: {name: g1}\n");
+    assert_eq!(header(&c.ok(&["get", "gadgets"])), vec!["NAME", "AGE"]);
+    assert_eq!(header(&c.ok(&["get", "crds"])), vec!["NAME", "CREATED", "AT"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_columns() {
+    let c = with_widgets().await;
+    c.apply(concat!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x}, {name: b, image: y}]}\n---\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata: {tls.crt: eA==, tls.key: eA==}\n---\n",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {node-role.kubernetes.io/control-plane: ''}}\n---\n",
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l}\nspec: {holderIdentity: leader-1}\n",
+    ));
+    let cases: [(&[&str], &[&str], &str); 6] = [
+        (&["get", "pods"], &["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "0/2"),
+        (&["get", "secrets"], &["NAME", "TYPE", "DATA", "AGE"], "kubernetes.io/tls"),
+        (&["get", "configmaps"], &["NAME", "DATA", "AGE"], ""),
+        (&["get", "nodes"], &["NAME", "STATUS", "ROLES", "AGE", "VERSION"], "control-plane"),
+        (&["get", "leases"], &["NAME", "HOLDER", "AGE"], "leader-1"),
+        (&["get", "namespaces"], &["NAME", "STATUS", "AGE"], "Active"),
+    ];
+    c.ok(&["create", "configmap", "cm", "--from-literal=a=1"]);
+    for (args, columns, needle) in cases {
+        let out = c.ok(args);
+        assert_eq!(header(&out), columns, "{out}");
+        assert!(out.contains(needle), "{needle} missing: {out}");
+    }
+    let wide = c.ok(&["get", "pods", "-o", "wide"]);
+    assert!(header(&wide).contains(&"NODE".to_string()), "{wide}");
+    // Labels shown from the row's metadata object.
+    c.ok(&["label", "secret", "s", "tier=web"]);
+    assert!(c.ok(&["get", "secrets", "--show-labels"]).contains("tier=web"));
+}

@@ -1,6 +1,7 @@
+mod apiserver;
 mod chart;
+mod cli;
 mod crds;
 mod operator;
-mod support;
-mod apiserver;
 mod rke2;
+mod support;

@@ -12,24 +12,32 @@ use crate::support::{TestCluster, eventually, repo_root, shared_crd};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
-    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
-        (
-            c["status"].as_str().unwrap_or_default().to_string(),
-            c["reason"].as_str().unwrap_or_default().to_string(),
-            c["message"].as_str().unwrap_or_default().to_string(),
-        )
-    })
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
 }
 
 /// Wait until `kind/name` in `fleet` has `Ready` with `reason`; returns the object.
 async fn ready_reason(cluster: &TestCluster, kind: &str, name: &str, reason: &str) -> Value {
-    eventually(&format!("{kind}/{name} Ready reason {reason}"), WAIT, || {
-        let obj = cluster.get_json(&["-n", "fleet", kind, name]);
-        match condition(&obj, "Ready") {
-            Some((status, r, _)) if r == reason && status == "False" => Ok(obj),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    eventually(
+        &format!("{kind}/{name} Ready reason {reason}"),
+        WAIT,
+        || {
+            let obj = cluster.get_json(&["-n", "fleet", kind, name]);
+            match condition(&obj, "Ready") {
+                Some((status, r, _)) if r == reason && status == "False" => Ok(obj),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
     .await
 }
 
@@ -42,35 +50,63 @@ struct Operator {
 async fn start_operator(cluster: &TestCluster) -> Operator {
     // Logs show up in a failing test's output (RUST_LOG=debug for more).
     operator::telemetry::init("info", operator::config::LogFormat::Text);
-    let config = OperatorConfig::from_args(&["--admin-addr", "127.0.0.1:0", "--leader-election-namespace", "default"]);
+    let config = OperatorConfig::from_args(&[
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--leader-election-namespace",
+        "default",
+    ]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = stopped.map(|_| ()).shared();
     let client = cluster.server.client().await.expect("client");
-    let running = operator::start(config, client, shutdown).await.expect("operator starts");
-    Operator { admin: running.admin_addr, stop, done: running.done }
+    let running = operator::start(config, client, shutdown)
+        .await
+        .expect("operator starts");
+    Operator {
+        admin: running.admin_addr,
+        stop,
+        done: running.done,
+    }
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("admin server reachable");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("admin server reachable");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_reconcile_to_their_documented_conditions() {
     let cluster = TestCluster::with_mk8_crds().await;
-    cluster.server.apply_manifests(&shared_crd("clusterprofile-crd.yaml")).await.expect("ClusterProfile CRD");
+    cluster
+        .server
+        .apply_manifests(&shared_crd("clusterprofile-crd.yaml"))
+        .await
+        .expect("ClusterProfile CRD");
     let operator = start_operator(&cluster).await;
 
     eventually("readyz 200 once leading and synced", WAIT, || {
         let (code, body) = futures::executor::block_on(http_get(operator.admin, "/readyz"));
-        if code == 200 { Ok(()) } else { Err(format!("{code} {body}")) }
+        if code == 200 {
+            Ok(())
+        } else {
+            Err(format!("{code} {body}"))
+        }
     })
     .await;
     assert_eq!(http_get(operator.admin, "/livez").await.0, 200);
@@ -82,24 +118,55 @@ async fn samples_reconcile_to_their_documented_conditions() {
     let eks = ready_reason(&cluster, "cluster", "prod-eu", "ProviderUnavailable").await;
     assert_eq!(eks["status"]["provider"], "eks");
     assert_eq!(condition(&eks, "Valid").unwrap().0, "True");
-    assert!(eks["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "mk8.io/cleanup"));
+    assert!(
+        eks["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "mk8.io/cleanup")
+    );
     ready_reason(&cluster, "cluster", "edge", "ProviderUnavailable").await;
-    ready_reason(&cluster, "nodepool", "prod-eu-general", "ProviderUnavailable").await;
+    ready_reason(
+        &cluster,
+        "nodepool",
+        "prod-eu-general",
+        "ProviderUnavailable",
+    )
+    .await;
     ready_reason(&cluster, "nodepool", "edge-servers", "ProviderUnavailable").await;
     let stack = ready_reason(&cluster, "stack", "platform", "DeliveryUnavailable").await;
-    assert!(!stack["status"]["waves"].as_array().unwrap().is_empty(), "waves planned: {stack}");
-    ready_reason(&cluster, "clusterprofileview", "prod-nginx", "QueryUnavailable").await;
+    assert!(
+        !stack["status"]["waves"].as_array().unwrap().is_empty(),
+        "waves planned: {stack}"
+    );
+    ready_reason(
+        &cluster,
+        "clusterprofileview",
+        "prod-nginx",
+        "QueryUnavailable",
+    )
+    .await;
 
     // kubectl get mk8 lists every kind with the printer columns.
     let table = cluster.kubectl(&["get", "mk8", "-n", "fleet"]);
-    for needle in ["cluster.mk8.io/prod-eu", "nodepool.mk8.io/edge-servers", "stack.mk8.io/platform", "PROVIDER", "eks"] {
+    for needle in [
+        "cluster.mk8.io/prod-eu",
+        "nodepool.mk8.io/edge-servers",
+        "stack.mk8.io/platform",
+        "PROVIDER",
+        "eks",
+    ] {
         assert!(table.contains(needle), "{needle} missing from:\n{table}");
     }
 
     // An Event tells the user why the Cluster is not Ready.
     eventually("a ProviderUnavailable Event for prod-eu", WAIT, || {
         let events = cluster.kubectl(&["get", "events.events.k8s.io", "-n", "fleet", "-o", "json"]);
-        if events.contains("ProviderUnavailable") && events.contains("prod-eu") { Ok(()) } else { Err(events) }
+        if events.contains("ProviderUnavailable") && events.contains("prod-eu") {
+            Ok(())
+        } else {
+            Err(events)
+        }
     })
     .await;
 
@@ -107,23 +174,40 @@ async fn samples_reconcile_to_their_documented_conditions() {
     let (code, metrics) = http_get(operator.admin, "/metrics").await;
     assert_eq!(code, 200);
     for controller in ["cluster", "nodepool", "stack", "view"] {
-        assert!(metrics.contains(&format!("mk8_reconciliations_total{{controller=\"{controller}\"}}")), "{metrics}");
+        assert!(
+            metrics.contains(&format!(
+                "mk8_reconciliations_total{{controller=\"{controller}\"}}"
+            )),
+            "{metrics}"
+        );
     }
     assert!(metrics.contains("mk8_reconcile_duration_seconds_bucket"));
 
     // The Lease names this replica as leader.
     let lease = cluster.get_json(&["-n", "default", "lease", "mk8-operator"]);
-    assert!(lease["spec"]["holderIdentity"].as_str().is_some_and(|h| !h.is_empty()), "{lease}");
+    assert!(
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "{lease}"
+    );
 
     let _ = operator.stop.send(());
-    operator.done.await.unwrap().expect("operator stops cleanly");
+    operator
+        .done
+        .await
+        .unwrap()
+        .expect("operator stops cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relations_semantic_errors_and_deletion() {
     let cluster = TestCluster::with_mk8_crds().await;
     let operator = start_operator(&cluster).await;
-    apply_stdin(&cluster, r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#);
+    apply_stdin(
+        &cluster,
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
+    );
 
     // A pool whose Cluster does not exist yet is blocked, and unblocks when the Cluster appears.
     let pool = r#"{"apiVersion":"mk8.io/v1alpha1","kind":"NodePool","metadata":{"name":"agents","namespace":"fleet"},
@@ -140,7 +224,9 @@ async fn relations_semantic_errors_and_deletion() {
     apply_stdin(&cluster, edge);
     ready_reason(&cluster, "nodepool", "agents", "ProviderUnavailable").await;
     let c = ready_reason(&cluster, "cluster", "edge", "SecretMissing").await;
-    assert!(condition(&c, "Ready").unwrap().2.starts_with("Secret fleet/fleet-ssh named by spec.rke2.sshCredentialsSecretRef does not exist"));
+    assert!(condition(&c, "Ready").unwrap().2.starts_with(
+        "Secret fleet/fleet-ssh named by spec.rke2.sshCredentialsSecretRef does not exist"
+    ));
 
     // A dependency cycle is reported with its path.
     let stack = r#"{"apiVersion":"mk8.io/v1alpha1","kind":"Stack","metadata":{"name":"loop","namespace":"fleet"},
@@ -152,19 +238,35 @@ async fn relations_semantic_errors_and_deletion() {
     // Nothing but a no-op reconcile: the status is not written again.
     let before = cluster.get_json(&["-n", "fleet", "stack", "loop"]);
     cluster.kubectl(&["annotate", "-n", "fleet", "stack", "loop", "touched=yes"]);
-    let annotated = cluster.get_json(&["-n", "fleet", "stack", "loop"])["metadata"]["resourceVersion"].clone();
+    let annotated =
+        cluster.get_json(&["-n", "fleet", "stack", "loop"])["metadata"]["resourceVersion"].clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = cluster.get_json(&["-n", "fleet", "stack", "loop"]);
-    assert_eq!(after["metadata"]["resourceVersion"], annotated, "no status write after a no-op reconcile");
+    assert_eq!(
+        after["metadata"]["resourceVersion"], annotated,
+        "no status write after a no-op reconcile"
+    );
     assert_eq!(after["status"], before["status"]);
 
     // Deleting a Cluster that never provisioned anything releases its finalizer.
-    cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=true", "--timeout=30s"]);
+    cluster.kubectl(&[
+        "delete",
+        "-n",
+        "fleet",
+        "cluster",
+        "edge",
+        "--wait=true",
+        "--timeout=30s",
+    ]);
     let gone = cluster.kubectl_raw(&["get", "-n", "fleet", "cluster", "edge"]);
     assert!(!gone.status.success());
 
     let _ = operator.stop.send(());
-    operator.done.await.unwrap().expect("operator stops cleanly");
+    operator
+        .done
+        .await
+        .unwrap()
+        .expect("operator stops cleanly");
 }
 
 fn apply_stdin(cluster: &TestCluster, json: &str) {
@@ -178,7 +280,16 @@ fn apply_stdin(cluster: &TestCluster, json: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl runs");
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -17,16 +17,28 @@ impl TestCluster {
     /// Start a server on a random port and write its kubeconfig.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = DevServer::start(DevServerConfig::default()).await.expect("dev API server starts");
+        let server = DevServer::start(DevServerConfig::default())
+            .await
+            .expect("dev API server starts");
         let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
-        Self { server, kubeconfig, _dir: dir }
+        server
+            .write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
+        Self {
+            server,
+            kubeconfig,
+            _dir: dir,
+        }
     }
 
     /// Start a server with mk8's CRDs installed.
     pub async fn with_mk8_crds() -> Self {
         let cluster = Self::start().await;
-        cluster.server.apply_manifests(&mk8::crdgen::all_yaml()).await.expect("mk8 CRDs install");
+        cluster
+            .server
+            .apply_manifests(&mk8::crdgen::all_yaml())
+            .await
+            .expect("mk8 CRDs install");
         cluster
     }
 

@@ -2,6 +2,7 @@
 //! kubernetes-validate), the rendered container args parsed by the operator's own flag parser, the
 //! RBAC compared with the API calls in src/, and the drift of config/rbac/ and the chart's crds/.
 
+mod devserver;
 mod image;
 mod rbac;
 

@@ -5,3 +5,4 @@ mod crds;
 mod operator;
 mod rke2;
 mod support;
+mod leader;

@@ -8,6 +8,7 @@ pub mod telemetry;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::FutureExt;
@@ -18,6 +19,7 @@ use crate::controller::context::{Capabilities, Context};
 use crate::controller::metrics::Metrics;
 use crate::controller::{self, RunConfig};
 use crate::providers::Providers;
+use crate::providers::ssh::SshPool;
 pub use config::OperatorConfig;
 
 /// A started operator.
@@ -94,7 +96,10 @@ where
         let ctx = Arc::new(Context::new(
             client,
             metrics,
-            Providers::default(),
+            Providers {
+                ssh: Some(Arc::new(SshPool::new(Duration::from_secs(15)))),
+                ..Providers::default()
+            },
             capabilities,
         ));
         let run_config = RunConfig {

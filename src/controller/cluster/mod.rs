@@ -1,6 +1,7 @@
 //! Cluster controller: observe → validate → status. Provisioning arrives with the provider drivers.
 
 mod observe;
+pub mod rke2;
 mod validate;
 
 use std::sync::Arc;
@@ -23,8 +24,24 @@ pub const NAME: &str = "cluster";
 /// Bring the status of a live Cluster in line with what can be done for it.
 pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
     let observed = observe::observe(&cluster, &ctx).await?;
-    let verdict = validate(&cluster, &observed, &ctx.providers);
-    let status = build_status(&cluster, &verdict);
+    let mut verdict = validate(&cluster, &observed, &ctx.providers);
+    let validated = !verdict
+        .conditions
+        .iter()
+        .any(|c| c.type_ == conditions::types::READY);
+    let work = rke2::run(&cluster, &ctx, validated).await?;
+    if let Some(work) = &work {
+        verdict.phase = work.phase;
+        verdict.conditions.push(work.ready.clone());
+        verdict.next_check = work.requeue;
+    }
+    let mut status = build_status(&cluster, &verdict);
+    if let Some(work) = work {
+        status.endpoint = work.endpoint.or(status.endpoint);
+        status.kubeconfig_secret_name = work
+            .kubeconfig_secret_name
+            .or(status.kubeconfig_secret_name);
+    }
     status::publish(&ctx, cluster.as_ref(), status).await?;
     Ok(verdict
         .next_check

@@ -1,6 +1,7 @@
 //! NodePool controller: observe → validate → status. Node work arrives with the provider drivers.
 
 mod observe;
+pub mod rke2;
 mod validate;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use super::status::{self, current_conditions};
 use crate::api::{NodePool, NodePoolStatus};
 
 pub use observe::Observed;
-pub use validate::{Verdict, validate};
+pub use validate::{Verdict, node_name, validate};
 
 /// Controller name in metrics and logs.
 pub const NAME: &str = "nodepool";
@@ -23,8 +24,20 @@ pub const NAME: &str = "nodepool";
 /// Bring the status of a live NodePool in line with what can be done for it.
 pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
     let observed = observe::observe(&pool, &ctx).await?;
-    let verdict = validate(&pool, &observed, &ctx.providers);
-    let status = build_status(&pool, &verdict);
+    let mut verdict = validate(&pool, &observed, &ctx.providers);
+    let validated = !verdict
+        .conditions
+        .iter()
+        .any(|c| c.type_ == conditions::types::READY);
+    let work = rke2::run(&pool, &observed, &ctx, validated).await?;
+    if let Some(work) = &work {
+        verdict.conditions.extend(work.conditions.iter().cloned());
+        verdict.next_check = work.requeue;
+    }
+    let mut status = build_status(&pool, &verdict);
+    if let Some(work) = work {
+        (status.nodes, status.ready) = (work.nodes, work.ready);
+    }
     status::publish(&ctx, pool.as_ref(), status).await?;
     Ok(verdict
         .next_check

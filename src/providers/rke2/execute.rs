@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
 
 use super::plan::{self, Action, Observed, Plan, Role, Step};
@@ -116,110 +115,129 @@ pub async fn observe(
 }
 
 /// Execute `plan` on `targets`; returns every node's final progress report.
-pub async fn execute(
+pub fn execute<'a>(
+    shell: &'a dyn NodeShell,
+    targets: &'a [Target],
+    plan: &'a Plan,
+    options: &'a Options,
+    report: Reporter<'a>,
+) -> futures::future::BoxFuture<'a, BTreeMap<String, Progress>> {
+    Box::pin(async move {
+        let by_name: HashMap<&str, &Target> =
+            targets.iter().map(|t| (t.name.as_str(), t)).collect();
+        let plans: HashMap<&str, &plan::NodePlan> =
+            plan.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let mut senders = HashMap::new();
+        let mut receivers = HashMap::new();
+        for n in &plan.nodes {
+            let (tx, rx) = watch::channel(None::<Result<(), Progress>>);
+            senders.insert(n.name.as_str(), tx);
+            receivers.insert(n.name.as_str(), rx);
+        }
+        let permits = Semaphore::new(options.prepare_parallel.max(1));
+
+        let prepare_all = futures::future::join_all(plan.nodes.iter().map(|node| {
+            let (permits, senders, by_name) = (&permits, &senders, &by_name);
+            async move {
+                let _permit = permits.acquire().await.expect("semaphore open");
+                let result = match by_name.get(node.name.as_str()) {
+                    Some(target) => run_steps(shell, target, &node.prepare, options, report).await,
+                    None => Err(failed(
+                        &node.name,
+                        None,
+                        "no SSH target for this node".into(),
+                    )),
+                };
+                if let Err(p) = &result {
+                    report(p.clone());
+                }
+                let _ = senders[node.name.as_str()].send(Some(result));
+            }
+        }));
+
+        let join_all = async {
+            let mut outcomes = BTreeMap::new();
+            let mut blocked: Option<String> = None;
+            for wave in &plan.waves {
+                if let Some(reason) = &blocked {
+                    for name in &wave.nodes {
+                        let p = Progress {
+                            name: name.clone(),
+                            phase: Phase::Pending,
+                            step: None,
+                            message: reason.clone(),
+                        };
+                        report(p.clone());
+                        outcomes.insert(name.clone(), p);
+                    }
+                    continue;
+                }
+                let slots = Semaphore::new(wave.parallel.max(1));
+                let mut joins = Vec::new();
+                for name in &wave.nodes {
+                    joins.push(join_node(
+                        shell,
+                        name,
+                        receivers[name.as_str()].clone(),
+                        by_name[name.as_str()],
+                        &plans[name.as_str()].join,
+                        &slots,
+                        options,
+                        report,
+                    ));
+                }
+                let results: Vec<Progress> = futures::future::join_all(joins).await;
+                if wave.role == Role::Server
+                    && let Some(failure) = results.iter().find(|p| p.phase != Phase::Ready)
+                {
+                    blocked = Some(format!(
+                        "waiting for server {} to join, which did not: {}",
+                        failure.name, failure.message
+                    ));
+                }
+                for p in results {
+                    outcomes.insert(p.name.clone(), p);
+                }
+            }
+            outcomes
+        };
+        let (_, outcomes) = tokio::join!(prepare_all, join_all);
+        outcomes
+    })
+}
+
+/// Wait for a node's preparation, then its turn in the wave, then start it and wait until ready.
+#[allow(clippy::too_many_arguments)]
+async fn join_node(
     shell: &dyn NodeShell,
-    targets: &[Target],
-    plan: &Plan,
+    name: &str,
+    mut prepared: watch::Receiver<Option<Result<(), Progress>>>,
+    target: &Target,
+    steps: &[Step],
+    slots: &Semaphore,
     options: &Options,
     report: Reporter<'_>,
-) -> BTreeMap<String, Progress> {
-    let by_name: HashMap<&str, &Target> = targets.iter().map(|t| (t.name.as_str(), t)).collect();
-    let plans: HashMap<&str, &plan::NodePlan> =
-        plan.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let mut senders = HashMap::new();
-    let mut receivers = HashMap::new();
-    for n in &plan.nodes {
-        let (tx, rx) = watch::channel(None::<Result<(), Progress>>);
-        senders.insert(n.name.as_str(), tx);
-        receivers.insert(n.name.as_str(), rx);
+) -> Progress {
+    let prepared = prepared
+        .wait_for(Option::is_some)
+        .await
+        .map(|v| v.clone().expect("set"))
+        .unwrap_or_else(|_| Err(failed(name, None, "preparation vanished".into())));
+    if let Err(p) = prepared {
+        return p;
     }
-    let permits = Semaphore::new(options.prepare_parallel.max(1));
-
-    let prepare_all = futures::future::join_all(plan.nodes.iter().map(|node| {
-        let (permits, senders, by_name) = (&permits, &senders, &by_name);
-        async move {
-            let _permit = permits.acquire().await.expect("semaphore open");
-            let result = match by_name.get(node.name.as_str()) {
-                Some(target) => run_steps(shell, target, &node.prepare, options, report).await,
-                None => Err(failed(
-                    &node.name,
-                    None,
-                    "no SSH target for this node".into(),
-                )),
-            };
-            if let Err(p) = &result {
-                report(p.clone());
-            }
-            let _ = senders[node.name.as_str()].send(Some(result));
-        }
-    }));
-
-    let join_all = async {
-        let mut outcomes = BTreeMap::new();
-        let mut blocked: Option<String> = None;
-        for wave in &plan.waves {
-            if let Some(reason) = &blocked {
-                for name in &wave.nodes {
-                    let p = Progress {
-                        name: name.clone(),
-                        phase: Phase::Pending,
-                        step: None,
-                        message: reason.clone(),
-                    };
-                    report(p.clone());
-                    outcomes.insert(name.clone(), p);
-                }
-                continue;
-            }
-            let results: Vec<Progress> = futures::stream::iter(wave.nodes.iter())
-                .map(|name| {
-                    let mut prepared = receivers[name.as_str()].clone();
-                    let (plans, by_name) = (&plans, &by_name);
-                    async move {
-                        let prepared = prepared
-                            .wait_for(Option::is_some)
-                            .await
-                            .map(|v| v.clone().expect("set"))
-                            .unwrap_or_else(|_| {
-                                Err(failed(name, None, "preparation vanished".into()))
-                            });
-                        if let Err(p) = prepared {
-                            return p;
-                        }
-                        let target = by_name[name.as_str()];
-                        let steps = &plans[name.as_str()].join;
-                        let outcome = match run_steps(shell, target, steps, options, report).await {
-                            Ok(()) => Progress {
-                                name: name.clone(),
-                                phase: Phase::Ready,
-                                step: Some(plan::StepKind::Ready.name()),
-                                message: "joined and ready".into(),
-                            },
-                            Err(p) => p,
-                        };
-                        report(outcome.clone());
-                        outcome
-                    }
-                })
-                .buffer_unordered(wave.parallel.max(1))
-                .collect()
-                .await;
-            if wave.role == Role::Server
-                && let Some(failure) = results.iter().find(|p| p.phase != Phase::Ready)
-            {
-                blocked = Some(format!(
-                    "waiting for server {} to join, which did not: {}",
-                    failure.name, failure.message
-                ));
-            }
-            for p in results {
-                outcomes.insert(p.name.clone(), p);
-            }
-        }
-        outcomes
+    let _slot = slots.acquire().await.expect("semaphore open");
+    let outcome = match run_steps(shell, target, steps, options, report).await {
+        Ok(()) => Progress {
+            name: name.to_string(),
+            phase: Phase::Ready,
+            step: Some(plan::StepKind::Ready.name()),
+            message: "joined and ready".into(),
+        },
+        Err(p) => p,
     };
-    let (_, outcomes) = tokio::join!(prepare_all, join_all);
-    outcomes
+    report(outcome.clone());
+    outcome
 }
 
 /// Run steps in order, writing each marker; the first failure stops the node.

@@ -1,0 +1,261 @@
+//! RKE2 control plane of a Cluster (I/O): the generated join token, and once the server pools are
+//! ready, the kubeconfig fetched from the first server, pointed at the registration address and
+//! stored in the Secret `<cluster>-kubeconfig` owned by the Cluster.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::api::nodepool::NodeRole;
+use crate::api::{Cluster, NodePool, Phase};
+use crate::controller::conditions::{self, Desired, types};
+use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::error::Result;
+use crate::providers::rke2::access;
+use crate::providers::ssh::{Cmd, Script};
+
+/// Reasons of the RKE2 stage.
+pub mod reasons {
+    /// The server pools are still installing.
+    pub const CONTROL_PLANE_JOINING: &str = "ControlPlaneJoining";
+    /// The servers are ready and the kubeconfig is stored.
+    pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
+    /// The kubeconfig could not be read from the first server.
+    pub const KUBECONFIG_UNAVAILABLE: &str = "KubeconfigUnavailable";
+}
+
+/// What the stage adds to the Cluster's status.
+pub struct Work {
+    /// Phase.
+    pub phase: Phase,
+    /// The Ready condition.
+    pub ready: Desired,
+    /// API endpoint, once known.
+    pub endpoint: Option<String>,
+    /// Name of the kubeconfig Secret, once written.
+    pub kubeconfig_secret_name: Option<String>,
+    /// When to look again.
+    pub requeue: Option<Duration>,
+}
+
+/// Drive the control plane; `None` when the RKE2 stage does not apply.
+pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Option<Work>> {
+    let (Some(shell), Some(rke2)) = (ctx.providers.ssh.clone(), &cluster.spec.rke2) else {
+        return Ok(None);
+    };
+    if !validated || cluster.spec.paused || cluster.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let given_token = rke2
+        .config
+        .as_ref()
+        .is_some_and(|c| c.contains_key("token"));
+    if !given_token {
+        ensure_token(cluster, &secrets).await?;
+    }
+    let pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.spec.cluster_name == name)
+        .filter(|p| {
+            p.spec
+                .ssh
+                .as_ref()
+                .is_some_and(|s| s.role == NodeRole::Server)
+        })
+        .collect();
+    let server_pools: Vec<&NodePool> = pools.iter().collect();
+    let waiting: Vec<String> = pools
+        .iter()
+        .filter(|p| {
+            let status = p.status.as_ref();
+            !conditions::find(
+                status.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+                types::READY,
+            )
+            .is_some_and(|c| c.status == "True")
+        })
+        .map(|p| {
+            let s = p.status.clone().unwrap_or_default();
+            format!(
+                "{} ({} of {} ready)",
+                p.name_any(),
+                s.ready,
+                p.desired_nodes()
+            )
+        })
+        .collect();
+    let joining = |message: String| Work {
+        phase: Phase::Provisioning,
+        ready: Desired::no(types::READY, reasons::CONTROL_PLANE_JOINING, message),
+        endpoint: None,
+        kubeconfig_secret_name: None,
+        requeue: Some(Duration::from_secs(5)),
+    };
+    if !waiting.is_empty() {
+        return Ok(Some(joining(format!(
+            "waiting for server pools: {}",
+            waiting.join(", ")
+        ))));
+    }
+    let (Some(first), Some(first_pool)) =
+        (access::first_server(&server_pools), sorted_first(&pools))
+    else {
+        return Ok(Some(joining("no server pool has hosts yet".into())));
+    };
+    let registration = access::registration_address(cluster, &server_pools).unwrap_or_default();
+    let secret_name = &rke2.ssh_credentials_secret_ref.name;
+    let Some(Ok((credentials, known_hosts))) = secrets
+        .get_opt(secret_name)
+        .await?
+        .map(|s| access::credentials(&s))
+    else {
+        return Ok(Some(joining(format!(
+            "Secret {ns}/{secret_name} with the SSH key is missing or incomplete"
+        ))));
+    };
+    let ssh = first_pool.spec.ssh.clone().unwrap_or_default();
+    let node = access::node_access(first, &ssh, &credentials, &known_hosts);
+    let read = Script::of(Cmd::new("cat").arg("/etc/rancher/rke2/rke2.yaml"));
+    let fetched = shell.run(&node, &read, Duration::from_secs(30)).await;
+    let kubeconfig = match fetched {
+        Ok(out) if out.success() => out.stdout_text(),
+        Ok(out) => {
+            return Ok(Some(unavailable(format!(
+                "reading /etc/rancher/rke2/rke2.yaml on {} failed: {}",
+                first.address,
+                out.stderr_tail()
+            ))));
+        }
+        Err(e) => return Ok(Some(unavailable(e.to_string()))),
+    };
+    let endpoint = format!(
+        "https://{}",
+        crate::providers::rke2::config::join_host_port(&registration, 6443)
+    );
+    let kubeconfig = point_at(&kubeconfig, &endpoint);
+    let kubeconfig_name = access::kubeconfig_secret_name(&name);
+    apply_secret(
+        cluster,
+        &secrets,
+        &kubeconfig_name,
+        BTreeMap::from([("value".to_string(), kubeconfig)]),
+    )
+    .await?;
+    let servers: i32 = pools.iter().map(|p| p.desired_nodes()).sum();
+    Ok(Some(Work {
+        phase: Phase::Ready,
+        ready: Desired::yes(
+            types::READY,
+            reasons::CONTROL_PLANE_READY,
+            format!(
+                "{servers} server(s) ready at {endpoint}; kubeconfig in Secret {kubeconfig_name}"
+            ),
+        ),
+        endpoint: Some(endpoint),
+        kubeconfig_secret_name: Some(kubeconfig_name),
+        requeue: None,
+    }))
+}
+
+fn sorted_first(pools: &[NodePool]) -> Option<&NodePool> {
+    pools.iter().min_by_key(|p| p.name_any())
+}
+
+fn unavailable(message: String) -> Work {
+    Work {
+        phase: Phase::Provisioning,
+        ready: Desired::no(types::READY, reasons::KUBECONFIG_UNAVAILABLE, message),
+        endpoint: None,
+        kubeconfig_secret_name: None,
+        requeue: Some(Duration::from_secs(15)),
+    }
+}
+
+/// Replace the loopback API address RKE2 writes with the registration endpoint (pure).
+pub fn point_at(kubeconfig: &str, endpoint: &str) -> String {
+    kubeconfig
+        .replace("https://127.0.0.1:6443", endpoint)
+        .replace("https://localhost:6443", endpoint)
+        .replace("https://[::1]:6443", endpoint)
+}
+
+/// Create the join token Secret once; it is never rotated by mk8.
+async fn ensure_token(cluster: &Cluster, secrets: &Api<Secret>) -> Result<()> {
+    let name = access::token_secret_name(&cluster.name_any());
+    if secrets.get_opt(&name).await?.is_some() {
+        return Ok(());
+    }
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    apply_secret(
+        cluster,
+        secrets,
+        &name,
+        BTreeMap::from([(access::TOKEN.to_string(), token)]),
+    )
+    .await
+}
+
+async fn apply_secret(
+    cluster: &Cluster,
+    secrets: &Api<Secret>,
+    name: &str,
+    data: BTreeMap<String, String>,
+) -> Result<()> {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: cluster.namespace(),
+            owner_references: cluster.controller_owner_ref(&()).map(|o| vec![o]),
+            labels: Some(BTreeMap::from([(
+                "mk8.io/cluster".to_string(),
+                cluster.name_any(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&secret).unwrap_or_default();
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    secrets
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubeconfig_points_at_the_registration_address() {
+        let rke2 = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n";
+        assert_eq!(
+            point_at(rke2, "https://10.0.0.10:6443"),
+            "clusters:\n- cluster:\n    server: https://10.0.0.10:6443\n  name: default\n"
+        );
+    }
+}

@@ -1,0 +1,610 @@
+//! RKE2 node work of an SSH NodePool (I/O). A reconcile never waits for the install: it starts
+//! the plan in a background job, and each reconcile reports the job's progress in status. A job
+//! lost with an operator restart is simply started again: the plan reads the markers on the
+//! nodes and skips every finished step.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::observe::Observed;
+use crate::api::nodepool::{NodeRole, NodeStatus};
+use crate::api::{Cluster, NodePool};
+use crate::controller::conditions::{self, Desired, types};
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::providers::NodeShell;
+use crate::providers::rke2::access;
+use crate::providers::rke2::artifacts::{ArtifactCache, Source};
+use crate::providers::rke2::execute::{self, Options, Phase, Progress, Target};
+use crate::providers::rke2::plan;
+
+/// Condition type: some nodes failed while the others proceeded.
+pub const DEGRADED: &str = "Degraded";
+
+/// Reasons of the RKE2 stage.
+pub mod reasons {
+    /// An agent pool waits until the Cluster's servers are ready.
+    pub const WAITING_FOR_CONTROL_PLANE: &str = "WaitingForControlPlane";
+    /// The Cluster has not generated its join token yet.
+    pub const WAITING_FOR_TOKEN: &str = "WaitingForToken";
+    /// The SSH credentials Secret is missing or incomplete.
+    pub const SECRET_MISSING: &str = "SecretMissing";
+    /// Release files could not be fetched or did not match their checksums.
+    pub const ARTIFACTS_UNAVAILABLE: &str = "ArtifactsUnavailable";
+    /// Nodes are being installed.
+    pub const JOINING: &str = "Joining";
+    /// Every node joined and is ready.
+    pub const NODES_READY: &str = "NodesReady";
+    /// Some nodes failed.
+    pub const NODES_FAILED: &str = "NodesFailed";
+    /// No node failed.
+    pub const NO_FAILURES: &str = "NoFailures";
+}
+
+/// What the stage adds to the pool's status.
+pub struct Work {
+    /// Conditions (Ready, Degraded).
+    pub conditions: Vec<Desired>,
+    /// Per-node progress.
+    pub nodes: Vec<NodeStatus>,
+    /// Nodes ready.
+    pub ready: i32,
+    /// When to look again.
+    pub requeue: Option<Duration>,
+}
+
+/// How long a finished job with failed nodes waits before trying them again.
+const RETRY_FAILED: Duration = Duration::from_secs(60);
+
+struct Job {
+    digest: String,
+    progress: Arc<Mutex<BTreeMap<String, Progress>>>,
+    result: Arc<Mutex<Option<std::result::Result<(), (String, &'static str)>>>>,
+    finished_at: Arc<Mutex<Option<Instant>>>,
+}
+
+/// Background jobs by NodePool uid.
+static JOBS: LazyLock<Mutex<HashMap<String, Job>>> = LazyLock::new(Mutex::default);
+
+/// Directory of the operator's artifact cache (`MK8_ARTIFACT_CACHE`, default under the temp dir).
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("MK8_ARTIFACT_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| std::env::temp_dir().join("mk8-artifacts"))
+}
+
+/// Drive the pool's nodes towards the spec; `None` when the RKE2 stage does not apply.
+pub async fn run(
+    pool: &NodePool,
+    observed: &Observed,
+    ctx: &Context,
+    validated: bool,
+) -> Result<Option<Work>> {
+    let (Some(shell), Some(cluster), Some(ssh)) =
+        (ctx.providers.ssh.clone(), &observed.cluster, &pool.spec.ssh)
+    else {
+        return Ok(None);
+    };
+    let Some(rke2) = &cluster.spec.rke2 else {
+        return Ok(None);
+    };
+    if !validated || pool.spec.paused || pool.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let ns = pool.namespace().unwrap_or_default();
+    let mut all_pools: Vec<&NodePool> = observed.siblings.iter().collect();
+    all_pools.push(pool);
+    let server_pools: Vec<&NodePool> = all_pools
+        .iter()
+        .copied()
+        .filter(|p| {
+            p.spec
+                .ssh
+                .as_ref()
+                .is_some_and(|s| s.role == NodeRole::Server)
+        })
+        .collect();
+    let previous = pool
+        .status
+        .as_ref()
+        .map(|s| s.nodes.clone())
+        .unwrap_or_default();
+    let blocked = |reason: &'static str, message: String, after: u64| {
+        Ok(Some(Work {
+            conditions: vec![Desired::no(types::READY, reason, message)],
+            nodes: previous.clone(),
+            ready: 0,
+            requeue: Some(Duration::from_secs(after)),
+        }))
+    };
+    if ssh.role == NodeRole::Agent {
+        let waiting: Vec<String> = server_pools
+            .iter()
+            .filter(|p| !is_ready(p))
+            .map(|p| p.name_any())
+            .collect();
+        if server_pools.is_empty() || !waiting.is_empty() {
+            return blocked(
+                reasons::WAITING_FOR_CONTROL_PLANE,
+                format!(
+                    "agents join once the control plane of Cluster {} is ready; waiting for server pools: {}",
+                    cluster.name_any(),
+                    if waiting.is_empty() {
+                        "(none defined)".into()
+                    } else {
+                        waiting.join(", ")
+                    }
+                ),
+                10,
+            );
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret_name = &rke2.ssh_credentials_secret_ref.name;
+    let credentials = match secrets
+        .get_opt(secret_name)
+        .await?
+        .map(|s| access::credentials(&s))
+    {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            return blocked(
+                reasons::SECRET_MISSING,
+                format!("Secret {ns}/{secret_name}: {e}"),
+                30,
+            );
+        }
+        None => {
+            return blocked(
+                reasons::SECRET_MISSING,
+                format!(
+                    "Secret {ns}/{secret_name} named by spec.rke2.sshCredentialsSecretRef of Cluster {} does not exist",
+                    cluster.name_any()
+                ),
+                30,
+            );
+        }
+    };
+    let Some(token) = token(cluster, &secrets).await? else {
+        return blocked(
+            reasons::WAITING_FOR_TOKEN,
+            format!(
+                "waiting for Cluster {} to generate its join token",
+                cluster.name_any()
+            ),
+            5,
+        );
+    };
+    let registration = access::registration_address(cluster, &server_pools).unwrap_or_default();
+    let bootstrap = access::first_server(&server_pools);
+    let nodes = access::desired_nodes(cluster, pool, bootstrap, &registration, &token);
+    let targets: Vec<Target> = nodes
+        .iter()
+        .map(|(host, d)| Target {
+            name: d.name.clone(),
+            access: access::node_access(host, ssh, &credentials.0, &credentials.1),
+        })
+        .collect();
+    let digest = job_digest(cluster, pool, &nodes, &targets);
+    let key = pool
+        .uid()
+        .unwrap_or_else(|| format!("{ns}/{}", pool.name_any()));
+
+    let (progress, result, finished_at) = {
+        let mut jobs = JOBS.lock().expect("jobs lock");
+        let stale = match jobs.get(&key) {
+            None => true,
+            Some(job) if job.digest != digest => true,
+            Some(job) => {
+                let failed = job
+                    .progress
+                    .lock()
+                    .expect("progress")
+                    .values()
+                    .any(|p| p.phase != Phase::Ready);
+                let retry = job
+                    .finished_at
+                    .lock()
+                    .expect("finished")
+                    .is_some_and(|t| t.elapsed() >= RETRY_FAILED);
+                failed && retry
+            }
+        };
+        if stale {
+            let job = start_job(shell, cluster, pool, nodes, targets, digest);
+            jobs.insert(key.clone(), job);
+        }
+        let job = &jobs[&key];
+        (
+            job.progress.clone(),
+            job.result.clone(),
+            job.finished_at.clone(),
+        )
+    };
+    let progress = progress.lock().expect("progress").clone();
+    let result = result.lock().expect("result").clone();
+    let finished = finished_at.lock().expect("finished").is_some();
+    Ok(Some(summarise(
+        pool, &previous, &progress, result, finished,
+    )))
+}
+
+fn is_ready(pool: &NodePool) -> bool {
+    let status = pool.status.as_ref();
+    status.is_some_and(|s| s.observed_generation == pool.metadata.generation)
+        && conditions::find(
+            status.map(|s| s.conditions.as_slice()).unwrap_or_default(),
+            types::READY,
+        )
+        .is_some_and(|c| c.status == "True")
+}
+
+/// The join token: `spec.rke2.config.token` when given, else the generated Secret's.
+async fn token(cluster: &Cluster, secrets: &Api<Secret>) -> Result<Option<String>> {
+    if let Some(t) = cluster
+        .spec
+        .rke2
+        .as_ref()
+        .and_then(|r| r.config.as_ref())
+        .and_then(|c| c.get("token"))
+        .and_then(|t| t.as_str())
+    {
+        return Ok(Some(t.to_string()));
+    }
+    Ok(secrets
+        .get_opt(&access::token_secret_name(&cluster.name_any()))
+        .await?
+        .and_then(|s| access::secret_value(&s, access::TOKEN)))
+}
+
+fn job_digest(
+    cluster: &Cluster,
+    pool: &NodePool,
+    nodes: &[(crate::api::nodepool::SshHost, plan::DesiredNode)],
+    targets: &[Target],
+) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&cluster.spec.rke2).unwrap_or_default());
+    h.update(
+        pool.spec
+            .ssh
+            .as_ref()
+            .map(|s| s.max_parallel)
+            .unwrap_or(1)
+            .to_le_bytes(),
+    );
+    for ((_, node), target) in nodes.iter().zip(targets) {
+        h.update(node.config_yaml.as_bytes());
+        h.update(format!("{:?}|{:?}", target.access, target.access.host_keys).as_bytes());
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+fn start_job(
+    shell: Arc<dyn NodeShell>,
+    cluster: &Cluster,
+    pool: &NodePool,
+    nodes: Vec<(crate::api::nodepool::SshHost, plan::DesiredNode)>,
+    targets: Vec<Target>,
+    digest: String,
+) -> Job {
+    let progress = Arc::new(Mutex::new(BTreeMap::new()));
+    let result = Arc::new(Mutex::new(None));
+    let finished_at = Arc::new(Mutex::new(None));
+    let rke2 = cluster.spec.rke2.clone().unwrap_or_default();
+    let ssh = pool.spec.ssh.clone().unwrap_or_default();
+    let pool_name = pool.name_any();
+    let (p, r, f) = (progress.clone(), result.clone(), finished_at.clone());
+    tokio::spawn(async move {
+        let source = match (&rke2.artifacts.base_url, &rke2.artifacts.path) {
+            (Some(url), _) => Source::Mirror(url.clone()),
+            (_, Some(path)) => Source::Directory(path.into()),
+            _ => Source::Directory(std::path::PathBuf::new()),
+        };
+        let cni = serde_json::to_value(rke2.cni)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "canal".into());
+        let cache = ArtifactCache::new(cache_dir());
+        let release = match tokio::time::timeout(
+            Duration::from_secs(600),
+            cache.release(&source, &cni),
+        )
+        .await
+        {
+            Ok(Ok(release)) => release,
+            Ok(Err(e)) => {
+                return finish(&r, &f, Err((e.to_string(), reasons::ARTIFACTS_UNAVAILABLE)));
+            }
+            Err(_) => {
+                let msg = format!(
+                    "fetching the release files from {} took longer than 10 minutes",
+                    source.locate("")
+                );
+                return finish(&r, &f, Err((msg, reasons::ARTIFACTS_UNAVAILABLE)));
+            }
+        };
+        let step_timeout = parse_duration(&ssh.step_timeout).unwrap_or(Duration::from_secs(600));
+        let (observed, _) =
+            execute::observe(shell.as_ref(), &targets, Duration::from_secs(30)).await;
+        let desired: Vec<plan::DesiredNode> = nodes.into_iter().map(|(_, d)| d).collect();
+        let plan = plan::build(
+            &desired,
+            &observed,
+            &release,
+            &rke2.version,
+            ssh.max_parallel.max(1) as usize,
+        );
+        let options = Options {
+            step_timeout,
+            prepare_parallel: ssh.max_parallel.max(1) as usize,
+            ..Options::default()
+        };
+        tracing::info!(pool = %pool_name, nodes = desired.len(), "RKE2 install plan started");
+        let report = |progress: Progress| {
+            p.lock()
+                .expect("progress")
+                .insert(progress.name.clone(), progress);
+        };
+        let outcomes = execute::execute(shell.as_ref(), &targets, &plan, &options, &report).await;
+        p.lock().expect("progress").extend(outcomes);
+        tracing::info!(pool = %pool_name, "RKE2 install plan finished");
+        finish(&r, &f, Ok(()));
+    });
+    Job {
+        digest,
+        progress,
+        result,
+        finished_at,
+    }
+}
+
+type JobResult = Arc<Mutex<Option<std::result::Result<(), (String, &'static str)>>>>;
+
+fn finish(
+    result: &JobResult,
+    finished: &Arc<Mutex<Option<Instant>>>,
+    outcome: std::result::Result<(), (String, &'static str)>,
+) {
+    *result.lock().expect("result") = Some(outcome);
+    *finished.lock().expect("finished") = Some(Instant::now());
+}
+
+/// Turn the job's state into status (pure).
+fn summarise(
+    pool: &NodePool,
+    previous: &[NodeStatus],
+    progress: &BTreeMap<String, Progress>,
+    result: Option<std::result::Result<(), (String, &'static str)>>,
+    finished: bool,
+) -> Work {
+    let hosts = pool
+        .spec
+        .ssh
+        .as_ref()
+        .map(|s| s.hosts.clone())
+        .unwrap_or_default();
+    let now = conditions::now();
+    let nodes: Vec<NodeStatus> = hosts
+        .iter()
+        .map(|host| {
+            let name = super::node_name(host);
+            let p = progress.get(&name);
+            let phase = p.map_or("Pending", |p| p.phase.as_str()).to_string();
+            let since = previous
+                .iter()
+                .find(|n| n.name == name && n.phase == phase)
+                .and_then(|n| n.since.clone())
+                .or_else(|| Some(now.clone()));
+            NodeStatus {
+                name,
+                address: host.address.clone(),
+                phase,
+                step: p.and_then(|p| p.step.map(str::to_string)),
+                message: p.map(|p| p.message.clone()),
+                since,
+            }
+        })
+        .collect();
+    let ready = nodes.iter().filter(|n| n.phase == "Ready").count() as i32;
+    let failed: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.phase == "Failed")
+        .map(|n| {
+            format!(
+                "{} ({}): {}",
+                n.name,
+                n.address,
+                n.message.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    let total = nodes.len();
+    if let Some(Err((message, reason))) = result {
+        return Work {
+            conditions: vec![Desired::no(types::READY, reason, message)],
+            nodes,
+            ready,
+            requeue: Some(RETRY_FAILED),
+        };
+    }
+    let degraded = if failed.is_empty() {
+        Desired::no(DEGRADED, reasons::NO_FAILURES, "no node failed")
+    } else {
+        Desired::yes(
+            DEGRADED,
+            reasons::NODES_FAILED,
+            format!("failed: {}", failed.join("; ")),
+        )
+    };
+    let ready_condition = if ready as usize == total {
+        Desired::yes(
+            types::READY,
+            reasons::NODES_READY,
+            format!("{ready} of {total} nodes joined and ready"),
+        )
+    } else if finished && !failed.is_empty() {
+        Desired::no(
+            types::READY,
+            reasons::NODES_FAILED,
+            format!(
+                "{ready} of {total} nodes ready; {} failed and will be retried: {}",
+                failed.len(),
+                failed.join("; ")
+            ),
+        )
+    } else {
+        Desired::no(
+            types::READY,
+            reasons::JOINING,
+            format!("{ready} of {total} nodes ready; installing"),
+        )
+    };
+    let requeue = if !finished {
+        Some(Duration::from_secs(2))
+    } else if failed.is_empty() && ready as usize == total {
+        None
+    } else {
+        Some(RETRY_FAILED)
+    };
+    Work {
+        conditions: vec![ready_condition, degraded],
+        nodes,
+        ready,
+        requeue,
+    }
+}
+
+/// Parse durations like `10m`, `1h30m`, `45s` (the spec's stepTimeout format).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut number = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            number.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if let Some(&next) = chars.peek()
+            && next == 's'
+            && matches!(c, 'm' | 'u' | 'n')
+        {
+            unit.push(chars.next()?);
+        }
+        let value: f64 = number.parse().ok()?;
+        number.clear();
+        total += value
+            * match unit.as_str() {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 1e-3,
+                "us" => 1e-6,
+                "ns" => 1e-9,
+                _ => return None,
+            };
+    }
+    number.is_empty().then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_timeouts_parse() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("10x"), None);
+    }
+
+    fn pool() -> NodePool {
+        serde_yaml::from_str(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: NodePool
+metadata: {name: agents, namespace: fleet}
+spec:
+  clusterName: edge
+  ssh: {role: agent, hosts: [{address: 10.0.0.21}, {address: 10.0.0.22}]}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn progress(name: &str, phase: Phase, message: &str) -> (String, Progress) {
+        (
+            name.to_string(),
+            Progress {
+                name: name.into(),
+                phase,
+                step: Some("ready"),
+                message: message.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_failed_node_makes_the_pool_degraded_naming_it() {
+        let p = BTreeMap::from([
+            progress("10-0-0-21", Phase::Ready, "joined and ready"),
+            progress(
+                "10-0-0-22",
+                Phase::Failed,
+                "cannot connect to 10.0.0.22: refused",
+            ),
+        ]);
+        let work = summarise(&pool(), &[], &p, Some(Ok(())), true);
+        assert_eq!(work.ready, 1);
+        let degraded = work
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED)
+            .unwrap();
+        assert!(degraded.status);
+        assert_eq!(
+            degraded.message,
+            "failed: 10-0-0-22 (10.0.0.22): cannot connect to 10.0.0.22: refused"
+        );
+        assert_eq!(work.conditions[0].reason, reasons::NODES_FAILED);
+        assert_eq!(work.nodes[1].phase, "Failed");
+        assert_eq!(work.requeue, Some(RETRY_FAILED));
+    }
+
+    #[test]
+    fn all_nodes_ready_makes_the_pool_ready() {
+        let p = BTreeMap::from([
+            progress("10-0-0-21", Phase::Ready, "joined and ready"),
+            progress("10-0-0-22", Phase::Ready, "joined and ready"),
+        ]);
+        let work = summarise(&pool(), &[], &p, Some(Ok(())), true);
+        assert!(work.conditions[0].status);
+        assert_eq!(work.conditions[0].message, "2 of 2 nodes joined and ready");
+        assert_eq!(work.requeue, None);
+    }
+
+    #[test]
+    fn an_artifact_failure_is_the_ready_reason() {
+        let err = Some(Err((
+            "checksum mismatch for rke2.linux-amd64.tar.gz: ...".to_string(),
+            reasons::ARTIFACTS_UNAVAILABLE,
+        )));
+        let work = summarise(&pool(), &[], &BTreeMap::new(), err, true);
+        assert_eq!(work.conditions[0].reason, reasons::ARTIFACTS_UNAVAILABLE);
+        assert!(
+            work.conditions[0]
+                .message
+                .starts_with("checksum mismatch for rke2.linux-amd64.tar.gz")
+        );
+        assert_eq!(work.nodes[0].phase, "Pending");
+    }
+}

@@ -26,7 +26,7 @@ fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
 }
 
 /// Wait until `kind/name` in `fleet` has `Ready` with `reason`; returns the object.
-async fn ready_reason(cluster: &TestCluster, kind: &str, name: &str, reason: &str) -> Value {
+pub(crate) async fn ready_reason(cluster: &TestCluster, kind: &str, name: &str, reason: &str) -> Value {
     eventually(
         &format!("{kind}/{name} Ready reason {reason}"),
         WAIT,
@@ -41,13 +41,13 @@ async fn ready_reason(cluster: &TestCluster, kind: &str, name: &str, reason: &st
     .await
 }
 
-struct Operator {
-    admin: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+pub(crate) struct Operator {
+    pub admin: std::net::SocketAddr,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start_operator(cluster: &TestCluster) -> Operator {
+pub(crate) async fn start_operator(cluster: &TestCluster) -> Operator {
     // Logs show up in a failing test's output (RUST_LOG=debug for more).
     operator::telemetry::init("info", operator::config::LogFormat::Text);
     let config = OperatorConfig::from_args(&[
@@ -69,7 +69,7 @@ async fn start_operator(cluster: &TestCluster) -> Operator {
     }
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -272,7 +272,7 @@ async fn relations_semantic_errors_and_deletion() {
         .expect("operator stops cleanly");
 }
 
-fn apply_stdin(cluster: &TestCluster, json: &str) {
+pub(crate) fn apply_stdin(cluster: &TestCluster, json: &str) {
     use std::io::Write;
     let mut child = std::process::Command::new("kubectl")
         .arg("--kubeconfig")

@@ -21,12 +21,25 @@ pub enum Endpoint {
 impl Endpoint {
     /// From the URL's subresource.
     pub fn of(target: &Target) -> Self {
-        if target.subresource.as_deref() == Some("status") { Endpoint::Status } else { Endpoint::Main }
+        if target.subresource.as_deref() == Some("status") {
+            Endpoint::Status
+        } else {
+            Endpoint::Main
+        }
     }
 }
 
 /// Server-owned metadata that clients cannot change on update.
-const IMMUTABLE_META: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace", "generation", "selfLink"];
+const IMMUTABLE_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "name",
+    "namespace",
+    "generation",
+    "selfLink",
+];
 
 /// The current time as Kubernetes formats it.
 pub fn now() -> String {
@@ -44,7 +57,13 @@ fn without(obj: &Value, keys: &[&str]) -> Value {
 }
 
 /// Turn the incoming object into the object to store; `old` is the stored object on update.
-pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>, endpoint: Endpoint) -> ApiResult<Value> {
+pub fn admit(
+    target: &Target,
+    query: &Query,
+    mut new: Value,
+    old: Option<&Value>,
+    endpoint: Endpoint,
+) -> ApiResult<Value> {
     let has_status = target.has_status_subresource();
     match (old, endpoint) {
         (Some(old), Endpoint::Status) => {
@@ -95,7 +114,12 @@ pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>
             meta["creationTimestamp"] = json!(now());
             meta["generation"] = json!(1);
             if let Some(m) = meta.as_object_mut() {
-                for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "selfLink"] {
+                for k in [
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "resourceVersion",
+                    "selfLink",
+                ] {
                     m.remove(k);
                 }
             }
@@ -109,7 +133,10 @@ pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>
     if let Some(schema) = target.version_def().schema.clone() {
         let dropped = schema.prune(&mut new);
         if query.get("fieldValidation") == Some("Strict") && !dropped.is_empty() {
-            let fields: Vec<String> = dropped.iter().map(|d| format!("unknown field \"{d}\"")).collect();
+            let fields: Vec<String> = dropped
+                .iter()
+                .map(|d| format!("unknown field \"{d}\""))
+                .collect();
             return Err(ApiError::BadRequest(format!(
                 "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                 target.def.kind,
@@ -128,9 +155,16 @@ pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>
         }
     }
     if let Some(old) = old {
-        let ignored: &[&str] = if has_status { &["metadata", "status"] } else { &["metadata"] };
+        let ignored: &[&str] = if has_status {
+            &["metadata", "status"]
+        } else {
+            &["metadata"]
+        };
         if without(&new, ignored) != without(old, ignored) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             new["metadata"]["generation"] = json!(generation + 1);
         }
     }
@@ -139,13 +173,21 @@ pub fn admit(target: &Target, query: &Query, mut new: Value, old: Option<&Value>
 
 /// `metadata.name` ("" when absent).
 pub fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -155,9 +197,17 @@ fn is_dns_label(s: &str) -> bool {
 fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
     let name = name_of(obj);
     let mut causes = Vec::new();
-    let ok = if target.def.builtin == Builtin::Namespace { is_dns_label(name) } else { is_dns_subdomain(name) };
+    let ok = if target.def.builtin == Builtin::Namespace {
+        is_dns_label(name)
+    } else {
+        is_dns_subdomain(name)
+    };
     if name.is_empty() {
-        causes.push(Cause::new("FieldValueRequired", "metadata.name", "Required value: name or generateName is required"));
+        causes.push(Cause::new(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required",
+        ));
     } else if !ok {
         causes.push(Cause::new(
             "FieldValueInvalid",
@@ -166,14 +216,29 @@ fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
         ));
     }
     for (field, check_values) in [("labels", true), ("annotations", false)] {
-        if let Some(map) = obj.pointer(&format!("/metadata/{field}")).and_then(Value::as_object) {
+        if let Some(map) = obj
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_object)
+        {
             for (k, v) in map {
-                let selector = if check_values { format!("{k}={}", v.as_str().unwrap_or("-invalid-")) } else { k.clone() };
+                let selector = if check_values {
+                    format!("{k}={}", v.as_str().unwrap_or("-invalid-"))
+                } else {
+                    k.clone()
+                };
                 if super::selector::LabelSelector::parse(&selector).is_err() || !v.is_string() {
-                    causes.push(Cause::new("FieldValueInvalid", format!("metadata.{field}"), invalid_value(v, &format!("invalid {field} entry {k:?}"))));
+                    causes.push(Cause::new(
+                        "FieldValueInvalid",
+                        format!("metadata.{field}"),
+                        invalid_value(v, &format!("invalid {field} entry {k:?}")),
+                    ));
                 }
             }
         }
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::Invalid(target.subject(name), causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(target.subject(name), causes))
+    }
 }

@@ -32,14 +32,23 @@ fn read_entries(obj: Option<&Value>) -> Vec<Entry> {
         .into_iter()
         .flatten()
         .map(|e| {
-            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let s = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             Entry {
                 manager: s("manager"),
                 operation: s("operation"),
                 api_version: s("apiVersion"),
                 time: s("time"),
                 subresource: s("subresource"),
-                fields: e.get("fieldsV1").and_then(Value::as_object).cloned().unwrap_or_default(),
+                fields: e
+                    .get("fieldsV1")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -93,7 +102,13 @@ fn endpoint_set(target: &Target, obj: &Value, endpoint: Endpoint) -> FieldSet {
 }
 
 /// Record a non-apply write (create, update, patch): the manager now owns what it changed.
-pub fn record_update(target: &Target, new: &mut Value, old: Option<&Value>, manager: &str, endpoint: Endpoint) {
+pub fn record_update(
+    target: &Target,
+    new: &mut Value,
+    old: Option<&Value>,
+    manager: &str,
+    endpoint: Endpoint,
+) {
     let new_set = endpoint_set(target, new, endpoint);
     let changed = fields::changed(&new_set, old, new);
     let mut removed = FieldSet::new();
@@ -104,7 +119,15 @@ pub fn record_update(target: &Target, new: &mut Value, old: Option<&Value>, mana
             }
         }
     }
-    let mut entries = read_entries(old);
+    // A client that rewrites managedFields itself (kubectl migrating client-side-apply ownership
+    // to server-side apply) is honoured, as kube-apiserver does; otherwise the stored ones count.
+    let sent = new.pointer("/metadata/managedFields");
+    let stored = old.and_then(|o| o.pointer("/metadata/managedFields"));
+    let mut entries = if sent.is_some() && sent != stored {
+        read_entries(Some(&*new))
+    } else {
+        read_entries(old)
+    };
     let sub = subresource_name(endpoint);
     if !changed.is_empty() || !removed.is_empty() {
         for e in entries.iter_mut() {
@@ -112,7 +135,10 @@ pub fn record_update(target: &Target, new: &mut Value, old: Option<&Value>, mana
             fields::subtract(&mut e.fields, &removed);
         }
         let api_version = target.api_version();
-        match entries.iter_mut().find(|e| e.same_owner(manager, "Update", sub)) {
+        match entries
+            .iter_mut()
+            .find(|e| e.same_owner(manager, "Update", sub))
+        {
             Some(e) => {
                 fields::union(&mut e.fields, &changed);
                 e.time = now();
@@ -236,16 +262,37 @@ fn applicable(applied: &Value, endpoint: Endpoint, target: &Target) -> Value {
     Value::Object(out)
 }
 
+/// Managers client-side `kubectl apply` records its writes under.
+const CLIENT_SIDE_APPLY_MANAGERS: &[&str] = &["kubectl-client-side-apply", "before-first-apply"];
+
+/// The object in the `kubectl.kubernetes.io/last-applied-configuration` annotation, if any.
+fn last_applied_configuration(live: Option<&Value>) -> Option<Value> {
+    let text = live?
+        .pointer("/metadata/annotations")?
+        .get("kubectl.kubernetes.io/last-applied-configuration")?
+        .as_str()?;
+    serde_json::from_str(text).ok()
+}
+
 /// Server-side apply of `applied` by `manager` onto `live` (None = create). Returns the object to
 /// admit and store, with managedFields updated.
-pub fn apply(target: &Target, live: Option<&Value>, applied: &Value, manager: &str, force: bool, endpoint: Endpoint) -> ApiResult<Value> {
+pub fn apply(
+    target: &Target,
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    endpoint: Endpoint,
+) -> ApiResult<Value> {
     let sub = subresource_name(endpoint);
     let new_set = endpoint_set(target, applied, endpoint);
     let mut entries = read_entries(live);
     let schema = target.version_def().schema.clone();
     let pos = SchemaPos(schema.as_ref().map(|s| &s.raw));
 
+    let last_applied = last_applied_configuration(live);
     let mut conflicts: Vec<(Vec<String>, String, String)> = Vec::new();
+    let mut taken_over: Vec<(Vec<String>, String, String)> = Vec::new();
     if let Some(live) = live {
         for e in entries.iter().filter(|e| e.manager != manager) {
             for path in fields::leaves(&new_set) {
@@ -253,7 +300,19 @@ pub fn apply(target: &Target, live: Option<&Value>, applied: &Value, manager: &s
                     continue;
                 }
                 if fields::value_at(live, &path) != fields::value_at(applied, &path) {
-                    conflicts.push((path, e.manager.clone(), e.api_version.clone()));
+                    // Like kube-apiserver's last-applied manager: fields that client-side apply
+                    // set from its last-applied configuration move to the server-side applier,
+                    // so `kubectl apply --server-side` after `kubectl apply` just works.
+                    let client_side = CLIENT_SIDE_APPLY_MANAGERS.contains(&e.manager.as_str())
+                        && last_applied
+                            .as_ref()
+                            .is_some_and(|la| fields::value_at(la, &path).is_some());
+                    let conflict = (path, e.manager.clone(), e.api_version.clone());
+                    if client_side {
+                        taken_over.push(conflict);
+                        continue;
+                    }
+                    conflicts.push(conflict);
                 }
             }
         }
@@ -261,6 +320,7 @@ pub fn apply(target: &Target, live: Option<&Value>, applied: &Value, manager: &s
     if !conflicts.is_empty() && !force {
         return Err(conflict_error(target, applied, &conflicts));
     }
+    conflicts.extend(taken_over);
     for (path, owner, _) in &conflicts {
         let mut one = FieldSet::new();
         fields::insert_path(&mut one, path);
@@ -282,16 +342,32 @@ pub fn apply(target: &Target, live: Option<&Value>, applied: &Value, manager: &s
     let config = applicable(applied, endpoint, target);
     for (k, v) in config.as_object().into_iter().flatten() {
         match merged.get_mut(k) {
-            Some(existing) => merge(existing, v, if k == "metadata" { SchemaPos(None) } else { pos.field(k) }, k),
+            Some(existing) => merge(
+                existing,
+                v,
+                if k == "metadata" {
+                    SchemaPos(None)
+                } else {
+                    pos.field(k)
+                },
+                k,
+            ),
             None => merged[k.as_str()] = v.clone(),
         }
     }
 
-    let previous = entries.iter().find(|e| e.same_owner(manager, "Apply", sub)).map(|e| e.fields.clone()).unwrap_or_default();
+    let previous = entries
+        .iter()
+        .find(|e| e.same_owner(manager, "Apply", sub))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
     let mut removed = previous;
     fields::subtract(&mut removed, &new_set);
     let mut others = FieldSet::new();
-    for e in entries.iter().filter(|e| !e.same_owner(manager, "Apply", sub)) {
+    for e in entries
+        .iter()
+        .filter(|e| !e.same_owner(manager, "Apply", sub))
+    {
         fields::union(&mut others, &e.fields);
     }
     fields::subtract(&mut removed, &others);
@@ -310,18 +386,44 @@ pub fn apply(target: &Target, live: Option<&Value>, applied: &Value, manager: &s
     Ok(merged)
 }
 
-fn conflict_error(target: &Target, applied: &Value, conflicts: &[(Vec<String>, String, String)]) -> ApiError {
+fn conflict_error(
+    target: &Target,
+    applied: &Value,
+    conflicts: &[(Vec<String>, String, String)],
+) -> ApiError {
     let causes: Vec<Cause> = conflicts
         .iter()
-        .map(|(path, owner, av)| Cause::new("FieldManagerConflict", fields::render_path(path), format!("conflict with \"{owner}\" using {av}")))
+        .map(|(path, owner, av)| {
+            Cause::new(
+                "FieldManagerConflict",
+                fields::render_path(path),
+                format!("conflict with \"{owner}\" using {av}"),
+            )
+        })
         .collect();
     let n = conflicts.len();
     let message = if n == 1 {
-        format!("Apply failed with 1 conflict: {}: {}", causes[0].message, causes[0].field)
+        format!(
+            "Apply failed with 1 conflict: {}: {}",
+            causes[0].message, causes[0].field
+        )
     } else {
-        let lines: Vec<String> = causes.iter().map(|c| format!("- {}: {}", c.message, c.field)).collect();
-        format!("Apply failed with {n} conflicts: conflicts:\n{}", lines.join("\n"))
+        let lines: Vec<String> = causes
+            .iter()
+            .map(|c| format!("- {}: {}", c.message, c.field))
+            .collect();
+        format!(
+            "Apply failed with {n} conflicts: conflicts:\n{}",
+            lines.join("\n")
+        )
     };
-    let name = applied.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    ApiError::ApplyConflict { subject: target.subject(name), message, causes }
+    let name = applied
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    ApiError::ApplyConflict(Box::new(super::status::ApplyConflict {
+        subject: *target.subject(name),
+        message,
+        causes,
+    }))
 }

@@ -53,19 +53,28 @@ impl CompiledRules {
 
     /// Evaluate the rules on `obj` (and `old` for transition rules, on update).
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
-        let Some(compiled) = &self.0 else { return Vec::new() };
+        let Some(compiled) = &self.0 else {
+            return Vec::new();
+        };
         match kube_cel::validate_compiled(compiled, obj, old) {
             Ok(()) => Vec::new(),
             Err(errors) => errors
                 .into_vec()
                 .into_iter()
                 .map(|e| {
-                    let reason = e.reason.clone().unwrap_or_else(|| "FieldValueInvalid".to_string());
+                    let reason = e
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "FieldValueInvalid".to_string());
                     let message = match reason.as_str() {
                         "FieldValueRequired" => format!("Required value: {}", e.message),
                         "FieldValueForbidden" => format!("Forbidden: {}", e.message),
                         "FieldValueDuplicate" => format!("Duplicate value: {}", e.message),
-                        _ => format!("Invalid value: {}: {}", type_label(value_at(obj, &e.field_path)), e.message),
+                        _ => format!(
+                            "Invalid value: {}: {}",
+                            type_label(value_at(obj, &e.field_path)),
+                            e.message
+                        ),
                     };
                     Cause::new(&reason, e.field_path, message)
                 })
@@ -90,6 +99,9 @@ mod tests {
         let causes = rules.validate(&new, Some(&json!({"spec":{"m":{"name":"a"}}})));
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec.m");
-        assert_eq!(causes[0].message, "Invalid value: \"object\": m is immutable");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: \"object\": m is immutable"
+        );
     }
 }

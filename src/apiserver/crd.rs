@@ -8,26 +8,71 @@ use super::registry::def_from_crd;
 use super::state::State;
 use super::status::{ApiError, ApiResult, Cause, Subject, invalid_value};
 
-fn subject(name: &str) -> Subject {
-    Subject { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into(), kind: "CustomResourceDefinition".into(), name: name.into() }
+fn subject(name: &str) -> Box<Subject> {
+    Box::new(Subject {
+        group: "apiextensions.k8s.io".into(),
+        resource: "customresourcedefinitions".into(),
+        kind: "CustomResourceDefinition".into(),
+        name: name.into(),
+    })
 }
 
 /// Validate a CRD and fill in its status; `old` is the stored CRD on update.
 pub fn prepare(state: &State, crd: &mut Value, old: Option<&Value>) -> ApiResult<()> {
     let name = name_of(crd).to_string();
-    let def = def_from_crd(crd).map_err(|m| ApiError::Invalid(subject(&name), vec![Cause::new("FieldValueRequired", "spec", format!("Required value: {m}"))]))?;
+    let def = def_from_crd(crd).map_err(|m| {
+        ApiError::Invalid(
+            subject(&name),
+            vec![Cause::new(
+                "FieldValueRequired",
+                "spec",
+                format!("Required value: {m}"),
+            )],
+        )
+    })?;
     let expected = format!("{}.{}", def.plural, def.group);
     if name != expected {
-        return Err(ApiError::Invalid(subject(&name), vec![Cause::new("FieldValueInvalid", "metadata.name", invalid_value(&json!(name), &format!("must be spec.names.plural+\".\"+spec.group ({expected})")))]));
+        return Err(ApiError::Invalid(
+            subject(&name),
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "metadata.name",
+                invalid_value(
+                    &json!(name),
+                    &format!("must be spec.names.plural+\".\"+spec.group ({expected})"),
+                ),
+            )],
+        ));
     }
-    let storage = crd.pointer("/spec/versions").and_then(Value::as_array).map(|vs| vs.iter().filter(|v| v["storage"] == true).count()).unwrap_or(0);
+    let storage = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| vs.iter().filter(|v| v["storage"] == true).count())
+        .unwrap_or(0);
     if storage != 1 {
-        return Err(ApiError::Invalid(subject(&name), vec![Cause::new("FieldValueInvalid", "spec.versions", invalid_value(&json!(storage), "must have exactly one version marked as storage version"))]));
+        return Err(ApiError::Invalid(
+            subject(&name),
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "spec.versions",
+                invalid_value(
+                    &json!(storage),
+                    "must have exactly one version marked as storage version",
+                ),
+            )],
+        ));
     }
     if let Some(existing) = state.registry.get(&def.group, &def.plural)
         && !existing.is_custom()
     {
-        return Err(ApiError::Invalid(subject(&name), vec![Cause::new("FieldValueInvalid", "spec.names.plural", invalid_value(&json!(def.plural), "conflicts with a built-in resource"))]));
+        return Err(ApiError::Invalid(
+            subject(&name),
+            vec![Cause::new(
+                "FieldValueInvalid",
+                "spec.names.plural",
+                invalid_value(&json!(def.plural), "conflicts with a built-in resource"),
+            )],
+        ));
     }
     let transition = |t: &str| {
         old.and_then(|o| o.pointer("/status/conditions"))

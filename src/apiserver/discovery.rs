@@ -32,20 +32,31 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_json(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// `/apis`.
 pub fn groups(registry: &Registry) -> Value {
-    let groups: Vec<Value> = registry.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/<group>`.
 pub fn group(registry: &Registry, name: &str) -> ApiResult<Value> {
     let groups = registry.groups();
-    let (g, vs) = groups.iter().find(|(g, _)| g == name && !g.is_empty()).ok_or(ApiError::UnknownPath)?;
+    let (g, vs) = groups
+        .iter()
+        .find(|(g, _)| g == name && !g.is_empty())
+        .ok_or(ApiError::UnknownPath)?;
     let mut doc = group_json(g, vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -53,7 +64,16 @@ pub fn group(registry: &Registry, name: &str) -> ApiResult<Value> {
 }
 
 /// Every resource supports every verb here.
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
     let mut out = vec![json!({
@@ -70,7 +90,11 @@ fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
         out.push(json!({"name": format!("{}/status", def.plural), "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}));
     }
     for sub in &def.extra_subresources {
-        let (kind, group, version) = if sub == "eviction" { ("Eviction", "policy", "v1") } else { (def.kind.as_str(), def.group.as_str(), version) };
+        let (kind, group, version) = if sub == "eviction" {
+            ("Eviction", "policy", "v1")
+        } else {
+            (def.kind.as_str(), def.group.as_str(), version)
+        };
         out.push(json!({"name": format!("{}/{sub}", def.plural), "singularName": "", "namespaced": def.namespaced, "group": group, "version": version, "kind": kind, "verbs": ["create"]}));
     }
     out
@@ -78,11 +102,24 @@ fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
 
 /// `/api/v1` or `/apis/<group>/<version>`.
 pub fn resources(registry: &Registry, group: &str, version: &str) -> ApiResult<Value> {
-    let defs: Vec<_> = registry.all().into_iter().filter(|d| d.group == group && d.version(version).is_some()).collect();
+    let defs: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|d| d.group == group && d.version(version).is_some())
+        .collect();
     if defs.is_empty() {
         return Err(ApiError::UnknownPath);
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    let resources: Vec<Value> = defs.iter().flat_map(|d| resource_entries(d, version)).collect();
-    Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    let resources: Vec<Value> = defs
+        .iter()
+        .flat_map(|d| resource_entries(d, version))
+        .collect();
+    Ok(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

@@ -20,7 +20,12 @@ pub enum ListKind {
 /// Merge keys of built-in lists (strategic merge patch tags of the core types).
 fn builtin_list_kind(field: &str) -> ListKind {
     let key = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "ports" => "containerPort",
@@ -42,7 +47,9 @@ impl<'a> SchemaPos<'a> {
     /// Schema of property `name`.
     pub fn field(self, name: &str) -> SchemaPos<'a> {
         SchemaPos(self.0.and_then(|s| {
-            s.get("properties").and_then(|p| p.get(name)).or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+            s.get("properties")
+                .and_then(|p| p.get(name))
+                .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
         }))
     }
 
@@ -56,7 +63,12 @@ impl<'a> SchemaPos<'a> {
         match self.0 {
             Some(s) => match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
                 Some("map") => ListKind::Map(
-                    s.get("x-kubernetes-list-map-keys").and_then(Value::as_array).into_iter().flatten().filter_map(|k| k.as_str().map(String::from)).collect(),
+                    s.get("x-kubernetes-list-map-keys")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect(),
                 ),
                 Some("set") => ListKind::Set,
                 Some(_) => ListKind::Atomic,
@@ -71,13 +83,20 @@ impl<'a> SchemaPos<'a> {
 
     /// Whether the map at this position is atomic (`x-kubernetes-map-type: atomic`).
     pub fn atomic_map(self) -> bool {
-        self.0.and_then(|s| s.get("x-kubernetes-map-type")).and_then(Value::as_str) == Some("atomic")
+        self.0
+            .and_then(|s| s.get("x-kubernetes-map-type"))
+            .and_then(Value::as_str)
+            == Some("atomic")
     }
 }
 
 /// Schema position of a top-level field; metadata always follows ObjectMeta conventions.
 pub fn root_field<'a>(root: SchemaPos<'a>, name: &str) -> SchemaPos<'a> {
-    if name == "metadata" { SchemaPos(None) } else { root.field(name) }
+    if name == "metadata" {
+        SchemaPos(None)
+    } else {
+        root.field(name)
+    }
 }
 
 /// The `k:{...}` key of a map-list element.
@@ -95,7 +114,8 @@ pub fn element_key(item: &Value, keys: &[String]) -> String {
 pub fn find_element(list: &[Value], seg: &str) -> Option<usize> {
     if let Some(k) = seg.strip_prefix("k:") {
         let keys: Map<String, Value> = serde_json::from_str(k).ok()?;
-        list.iter().position(|item| keys.iter().all(|(kk, kv)| item.get(kk) == Some(kv)))
+        list.iter()
+            .position(|item| keys.iter().all(|(kk, kv)| item.get(kk) == Some(kv)))
     } else if let Some(v) = seg.strip_prefix("v:") {
         let want: Value = serde_json::from_str(v).ok()?;
         list.iter().position(|item| *item == want)
@@ -111,7 +131,9 @@ const TRACKED_METADATA: &[&str] = &["labels", "annotations", "finalizers", "owne
 /// resource with a status subresource).
 pub fn of_object(obj: &Value, schema: SchemaPos<'_>, skip_status: bool) -> FieldSet {
     let mut set = FieldSet::new();
-    let Some(map) = obj.as_object() else { return set };
+    let Some(map) = obj.as_object() else {
+        return set;
+    };
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" | "kind" => continue,
@@ -120,7 +142,10 @@ pub fn of_object(obj: &Value, schema: SchemaPos<'_>, skip_status: bool) -> Field
                 let mut meta = FieldSet::new();
                 for field in TRACKED_METADATA {
                     if let Some(fv) = v.get(*field) {
-                        meta.insert(format!("f:{field}"), Value::Object(of_value(fv, SchemaPos(None), field)));
+                        meta.insert(
+                            format!("f:{field}"),
+                            Value::Object(of_value(fv, SchemaPos(None), field)),
+                        );
                     }
                 }
                 if !meta.is_empty() {
@@ -128,7 +153,10 @@ pub fn of_object(obj: &Value, schema: SchemaPos<'_>, skip_status: bool) -> Field
                 }
             }
             _ => {
-                set.insert(format!("f:{k}"), Value::Object(of_value(v, root_field(schema, k), k)));
+                set.insert(
+                    format!("f:{k}"),
+                    Value::Object(of_value(v, root_field(schema, k), k)),
+                );
             }
         }
     }
@@ -141,7 +169,10 @@ pub fn of_value(value: &Value, schema: SchemaPos<'_>, field: &str) -> FieldSet {
     match value {
         Value::Object(map) if !schema.atomic_map() => {
             for (k, v) in map {
-                set.insert(format!("f:{k}"), Value::Object(of_value(v, schema.field(k), k)));
+                set.insert(
+                    format!("f:{k}"),
+                    Value::Object(of_value(v, schema.field(k), k)),
+                );
             }
         }
         Value::Array(items) => match schema.list_kind(field) {
@@ -271,7 +302,11 @@ pub fn changed(new_set: &FieldSet, old: Option<&Value>, new: &Value) -> FieldSet
         let before = old.and_then(|o| value_at(o, &path));
         let after = value_at(new, &path);
         let is_marker = path.last().is_some_and(|s| s == ".");
-        let differs = if is_marker { before.is_none() } else { before != after };
+        let differs = if is_marker {
+            before.is_none()
+        } else {
+            before != after
+        };
         if differs {
             insert_path(&mut out, &path);
         }
@@ -283,7 +318,9 @@ pub fn changed(new_set: &FieldSet, old: Option<&Value>, new: &Value) -> FieldSet
 pub fn insert_path(set: &mut FieldSet, path: &[String]) {
     let mut cur = set;
     for seg in path {
-        let entry = cur.entry(seg.clone()).or_insert_with(|| Value::Object(FieldSet::new()));
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Object(FieldSet::new()));
         match entry {
             Value::Object(m) => cur = m,
             _ => return,
@@ -301,10 +338,17 @@ mod tests {
         let obj = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","finalizers":["a"]},"spec":{"containers":[{"name":"c","image":"i"}]}});
         let set = of_object(&obj, SchemaPos(None), false);
         let text = Value::Object(set.clone()).to_string();
-        assert!(text.contains(r#""k:{\"name\":\"c\"}":{".":{},"f:image":{},"f:name":{}}"#), "{text}");
+        assert!(
+            text.contains(r#""k:{\"name\":\"c\"}":{".":{},"f:image":{},"f:name":{}}"#),
+            "{text}"
+        );
         assert!(text.contains(r#""v:\"a\"""#), "{text}");
         let paths = leaves(&set);
-        assert!(paths.iter().any(|p| render_path(p) == ".spec.containers[name=\"c\"].image"));
+        assert!(
+            paths
+                .iter()
+                .any(|p| render_path(p) == ".spec.containers[name=\"c\"].image")
+        );
         let mut a = set.clone();
         subtract(&mut a, &set);
         assert!(a.is_empty());

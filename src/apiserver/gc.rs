@@ -13,36 +13,61 @@ use super::state::State;
 use super::store::{GroupResource, ObjKey, object_rv};
 
 fn uid_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn owner_uids(obj: &Value) -> Vec<&str> {
-    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten().filter_map(|r| r.get("uid").and_then(Value::as_str)).collect()
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        .collect()
 }
 
 fn key_of(obj: &Value) -> ObjKey {
-    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (s("/metadata/namespace"), s("/metadata/name"))
 }
 
 fn finalizers(obj: &Value) -> Vec<Value> {
-    obj.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default()
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Whether any object names `uid` as an owner.
 pub fn has_dependents(state: &State, uid: &str) -> bool {
-    state.store.dump().iter().any(|(_, items)| items.iter().any(|o| owner_uids(o).contains(&uid)))
+    state
+        .store
+        .dump()
+        .iter()
+        .any(|(_, items)| items.iter().any(|o| owner_uids(o).contains(&uid)))
 }
 
 /// Edit an object with retries on concurrent writes.
 fn edit(state: &State, gr: &GroupResource, key: &ObjKey, f: impl Fn(&mut Value) -> bool) {
     for _ in 0..20 {
-        let Some(current) = state.store.get(gr, key) else { return };
+        let Some(current) = state.store.get(gr, key) else {
+            return;
+        };
         let mut new = (*current).clone();
         if !f(&mut new) {
             return;
         }
-        if state.store.update(gr, key, object_rv(&current), new).is_ok() {
+        if state
+            .store
+            .update(gr, key, object_rv(&current), new)
+            .is_ok()
+        {
             return;
         }
     }
@@ -53,7 +78,10 @@ pub fn orphan_dependents(state: &State, uid: &str) {
     for (gr, items) in state.store.dump() {
         for obj in items.iter().filter(|o| owner_uids(o).contains(&uid)) {
             edit(state, &gr, &key_of(obj), |o| {
-                if let Some(refs) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                if let Some(refs) = o
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
                 }
                 true
@@ -80,11 +108,17 @@ fn delete_or_mark(state: &State, gr: &GroupResource, obj: &Value) {
 pub fn sweep(state: &State) -> bool {
     let before = state.store.current_rv();
     let all = state.store.dump();
-    let live: HashSet<&str> = all.iter().flat_map(|(_, items)| items.iter().map(|o| uid_of(o))).collect();
+    let live: HashSet<&str> = all
+        .iter()
+        .flat_map(|(_, items)| items.iter().map(|o| uid_of(o)))
+        .collect();
     let foreground: HashSet<&str> = all
         .iter()
         .flat_map(|(_, items)| items.iter())
-        .filter(|o| o.pointer("/metadata/deletionTimestamp").is_some() && finalizers(o).contains(&json!("foregroundDeletion")))
+        .filter(|o| {
+            o.pointer("/metadata/deletionTimestamp").is_some()
+                && finalizers(o).contains(&json!("foregroundDeletion"))
+        })
         .map(|o| uid_of(o))
         .collect();
     let terminating_namespaces: HashSet<String> = all
@@ -113,9 +147,15 @@ pub fn sweep(state: &State) -> bool {
         }
     }
     for (gr, items) in &all {
-        for obj in items.iter().filter(|o| foreground.contains(uid_of(o)) && !dependents_of.contains(uid_of(o))) {
+        for obj in items
+            .iter()
+            .filter(|o| foreground.contains(uid_of(o)) && !dependents_of.contains(uid_of(o)))
+        {
             edit(state, gr, &key_of(obj), |o| {
-                if let Some(f) = o.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                if let Some(f) = o
+                    .pointer_mut("/metadata/finalizers")
+                    .and_then(Value::as_array_mut)
+                {
                     f.retain(|x| x != "foregroundDeletion");
                 }
                 true
@@ -130,7 +170,9 @@ pub fn sweep(state: &State) -> bool {
     }
     let ns_gr: GroupResource = (String::new(), "namespaces".into());
     for ns in terminating_namespaces.difference(&namespace_has_content) {
-        let _ = state.store.delete(&ns_gr, &(String::new(), ns.clone()), None);
+        let _ = state
+            .store
+            .delete(&ns_gr, &(String::new(), ns.clone()), None);
     }
     state.store.current_rv() != before
 }

@@ -16,14 +16,22 @@ pub fn is_public(path: &str) -> bool {
 }
 
 /// Handle one authenticated request.
-pub fn handle(state: &Arc<State>, req: &ApiRequest, server_address: &str) -> ApiResult<Response<Body>> {
+pub fn handle(
+    state: &Arc<State>,
+    req: &ApiRequest,
+    server_address: &str,
+) -> ApiResult<Response<Body>> {
     let doc = |v: serde_json::Value| Ok(json_response(200, &v));
     let read_only = req.method == Method::GET || req.method == Method::HEAD;
     match route(&req.path) {
         Route::Resource(path) => resource(state, req, path),
         _ if !read_only => Err(ApiError::MethodNotAllowed),
         Route::Version => doc(discovery::version()),
-        Route::Health => Ok(Response::builder().status(200).header("content-type", "text/plain; charset=utf-8").body(full("ok")).unwrap_or_else(|_| Response::new(full("ok")))),
+        Route::Health => Ok(Response::builder()
+            .status(200)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(full("ok"))
+            .unwrap_or_else(|_| Response::new(full("ok")))),
         Route::CoreVersions => doc(discovery::core_versions(server_address)),
         Route::CoreResources => doc(discovery::resources(&state.registry, "", "v1")?),
         Route::Groups => doc(discovery::groups(&state.registry)),
@@ -36,12 +44,19 @@ pub fn handle(state: &Arc<State>, req: &ApiRequest, server_address: &str) -> Api
 }
 
 fn resource(state: &Arc<State>, req: &ApiRequest, path: ResourcePath) -> ApiResult<Response<Body>> {
-    let def = state.registry.lookup(&path.group, &path.version, &path.plural).ok_or(ApiError::UnknownPath)?;
+    let def = state
+        .registry
+        .lookup(&path.group, &path.version, &path.plural)
+        .ok_or(ApiError::UnknownPath)?;
     if path.namespace.is_some() && !def.namespaced {
         return Err(ApiError::UnknownPath);
     }
     if let Some(sub) = &path.subresource {
-        let known = (sub == "status" && def.version(&path.version).is_some_and(|v| v.status_subresource)) || def.extra_subresources.contains(sub);
+        let known = (sub == "status"
+            && def
+                .version(&path.version)
+                .is_some_and(|v| v.status_subresource))
+            || def.extra_subresources.contains(sub);
         if !known {
             return Err(ApiError::UnknownPath);
         }
@@ -49,7 +64,13 @@ fn resource(state: &Arc<State>, req: &ApiRequest, path: ResourcePath) -> ApiResu
     if def.namespaced && path.namespace.is_none() && path.name.is_some() {
         return Err(ApiError::UnknownPath);
     }
-    let target = Target { def, version: path.version.clone(), namespace: path.namespace.clone().unwrap_or_default(), name: path.name.clone(), subresource: path.subresource.clone() };
+    let target = Target {
+        def,
+        version: path.version.clone(),
+        namespace: path.namespace.clone().unwrap_or_default(),
+        name: path.name.clone(),
+        subresource: path.subresource.clone(),
+    };
     let watching = path.watch_prefix || req.query.flag("watch");
     let sub = path.subresource.as_deref();
     match (&req.method, path.name.is_some(), sub) {

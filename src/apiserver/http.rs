@@ -24,7 +24,11 @@ impl Query {
     /// Parse `a=b&c=d` with percent-decoding.
     pub fn parse(raw: Option<&str>) -> Self {
         let map = raw
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         Query(map)
     }
@@ -62,13 +66,19 @@ pub struct ApiRequest {
 impl ApiRequest {
     /// A header as a string ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 
     /// Whether the client asked for a server-side `Table`.
     pub fn wants_table(&self) -> bool {
         let accept = self.header("accept");
-        accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+        accept
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=Table"))
     }
 
     /// Field manager of a write: the query parameter, else derived from the User-Agent like
@@ -79,7 +89,11 @@ impl ApiRequest {
         }
         let ua = self.header("user-agent");
         let prefix = ua.split('/').next().unwrap_or_default();
-        if prefix.is_empty() { "unknown".to_string() } else { prefix.to_string() }
+        if prefix.is_empty() {
+            "unknown".to_string()
+        } else {
+            prefix.to_string()
+        }
     }
 
     /// Decode the body as a JSON object (or YAML, which also covers JSON).
@@ -93,22 +107,34 @@ pub fn decode_object(body: &[u8]) -> ApiResult<Value> {
     if body.starts_with(super::protobuf::MAGIC) {
         return super::protobuf::decode(body);
     }
-    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &body[i..]).unwrap_or_default();
+    let trimmed = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &body[i..])
+        .unwrap_or_default();
     let value: Value = if trimmed.first() == Some(&b'{') || trimmed.first() == Some(&b'[') {
-        serde_json::from_slice(trimmed).map_err(|e| ApiError::BadRequest(format!("json: cannot unmarshal request body: {e}")))?
+        serde_json::from_slice(trimmed).map_err(|e| {
+            ApiError::BadRequest(format!("json: cannot unmarshal request body: {e}"))
+        })?
     } else {
-        let text = std::str::from_utf8(trimmed).map_err(|_| ApiError::BadRequest("request body is not valid UTF-8".into()))?;
-        serde_yaml::from_str(text).map_err(|e| ApiError::BadRequest(format!("yaml: unmarshal errors: {e}")))?
+        let text = std::str::from_utf8(trimmed)
+            .map_err(|_| ApiError::BadRequest("request body is not valid UTF-8".into()))?;
+        serde_yaml::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("yaml: unmarshal errors: {e}")))?
     };
     if !value.is_object() {
-        return Err(ApiError::BadRequest("Object 'Kind' is missing in request body: not a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "Object 'Kind' is missing in request body: not a JSON object".into(),
+        ));
     }
     Ok(value)
 }
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A JSON response.

@@ -13,7 +13,10 @@ enum Step {
 
 fn parse(path: &str) -> Option<Vec<Step>> {
     let path = path.trim();
-    let path = path.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(path);
+    let path = path
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(path);
     let path = path.strip_prefix('$').unwrap_or(path);
     let chars: Vec<char> = path.chars().collect();
     let mut steps = Vec::new();
@@ -35,7 +38,8 @@ fn parse(path: &str) -> Option<Vec<Step>> {
                 let end = chars[i..].iter().position(|c| *c == ']').map(|p| p + i)?;
                 // A filter can contain ']' only inside quotes; find the closing ")]".
                 let inner: String = if chars.get(i + 1) == Some(&'?') {
-                    let close = (i..chars.len().saturating_sub(1)).find(|&j| chars[j] == ')' && chars[j + 1] == ']')?;
+                    let close = (i..chars.len().saturating_sub(1))
+                        .find(|&j| chars[j] == ')' && chars[j + 1] == ']')?;
                     let s: String = chars[i + 1..=close].iter().collect();
                     i = close + 2;
                     s
@@ -62,12 +66,25 @@ fn parse_bracket(inner: &str) -> Option<Step> {
     if inner == "*" {
         return Some(Step::All);
     }
-    if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')).or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"'))) {
+    if let Some(q) = inner
+        .strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))
+    {
         return Some(Step::Field(q.to_string()));
     }
     if let Some(filter) = inner.strip_prefix("?(").and_then(|s| s.strip_suffix(')')) {
-        let (lhs, op, rhs) = ["==", "!="].iter().find_map(|op| filter.split_once(op).map(|(l, r)| (l.trim(), *op, r.trim())))?;
-        let field: Vec<String> = lhs.strip_prefix('@')?.split('.').filter(|s| !s.is_empty()).map(String::from).collect();
+        let (lhs, op, rhs) = ["==", "!="].iter().find_map(|op| {
+            filter
+                .split_once(op)
+                .map(|(l, r)| (l.trim(), *op, r.trim()))
+        })?;
+        let field: Vec<String> = lhs
+            .strip_prefix('@')?
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         let rhs = rhs.trim_matches(|c| c == '"' || c == '\'').to_string();
         return Some(Step::Filter(field, op.to_string(), rhs));
     }
@@ -83,7 +100,9 @@ fn scalar_text(v: &Value) -> String {
 
 /// All values the path selects in `obj` (empty when the path is invalid or matches nothing).
 pub fn find(obj: &Value, path: &str) -> Vec<Value> {
-    let Some(steps) = parse(path) else { return Vec::new() };
+    let Some(steps) = parse(path) else {
+        return Vec::new();
+    };
     let mut current = vec![obj.clone()];
     for step in steps {
         let mut next = Vec::new();
@@ -103,7 +122,10 @@ pub fn find(obj: &Value, path: &str) -> Vec<Value> {
                 },
                 Step::Filter(field, op, want) => {
                     for item in v.as_array().into_iter().flatten() {
-                        let got = field.iter().try_fold(item, |cur, f| cur.get(f)).map(scalar_text);
+                        let got = field
+                            .iter()
+                            .try_fold(item, |cur, f| cur.get(f))
+                            .map(scalar_text);
                         let equal = got.as_deref() == Some(want.as_str());
                         if (op == "==") == equal {
                             next.push(item.clone());
@@ -127,7 +149,10 @@ mod tests {
         let obj = json!({"spec":{"x":3,"l":[{"n":"a"},{"n":"b"}]},"metadata":{"labels":{"a.b/c":"v"}},
             "status":{"conditions":[{"type":"Synced","status":"False"},{"type":"Ready","status":"True"}]}});
         assert_eq!(find(&obj, ".spec.x"), vec![json!(3)]);
-        assert_eq!(find(&obj, ".status.conditions[?(@.type==\"Ready\")].status"), vec![json!("True")]);
+        assert_eq!(
+            find(&obj, ".status.conditions[?(@.type==\"Ready\")].status"),
+            vec![json!("True")]
+        );
         assert_eq!(find(&obj, "{.spec.l[1].n}"), vec![json!("b")]);
         assert_eq!(find(&obj, ".spec.l[*].n"), vec![json!("a"), json!("b")]);
         assert_eq!(find(&obj, ".metadata.labels['a.b/c']"), vec![json!("v")]);

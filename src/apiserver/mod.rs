@@ -71,7 +71,13 @@ pub struct DevServerConfig {
 
 impl Default for DevServerConfig {
     fn default() -> Self {
-        DevServerConfig { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, tls: true, data_dir: None, token: None }
+        DevServerConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            tls: true,
+            data_dir: None,
+            token: None,
+        }
     }
 }
 
@@ -88,7 +94,10 @@ pub struct DevServer {
 impl DevServer {
     /// Start serving; the server accepts requests when this returns.
     pub async fn start(config: DevServerConfig) -> anyhow::Result<DevServer> {
-        let token = config.token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let token = config
+            .token
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let snapshot = match &config.data_dir {
             Some(dir) => persist::load(dir)?,
             None => None,
@@ -98,13 +107,19 @@ impl DevServer {
             registry.insert(def);
         }
         let store = Store::new(snapshot.as_ref().map(|s| s.resource_version).unwrap_or(1));
-        let state = Arc::new(State { store, registry, token: config.tls.then(|| token.clone()) });
+        let state = Arc::new(State {
+            store,
+            registry,
+            token: config.tls.then(|| token.clone()),
+        });
         if let Some(snapshot) = snapshot {
             restore(&state, snapshot);
         }
         ensure_initial_namespaces(&state);
 
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port)).await.with_context(|| format!("binding {}:{}", config.bind, config.port))?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind, config.port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.bind, config.port))?;
         let port = listener.local_addr()?.port();
         let host = match config.bind {
             IpAddr::V6(v6) => format!("[{v6}]"),
@@ -112,7 +127,10 @@ impl DevServer {
         };
         let (acceptor, ca_pem) = if config.tls {
             let tls = tls::generate(config.bind)?;
-            (Some(tokio_rustls::TlsAcceptor::from(tls.server_config)), Some(tls.ca_pem))
+            (
+                Some(tokio_rustls::TlsAcceptor::from(tls.server_config)),
+                Some(tls.ca_pem),
+            )
         } else {
             (None, None)
         };
@@ -120,14 +138,31 @@ impl DevServer {
         let url = format!("{scheme}://{host}:{port}");
         let cancel = CancellationToken::new();
         let mut tasks = vec![
-            tokio::spawn(server::serve(listener, acceptor, state.clone(), format!("{host}:{port}"), cancel.clone())),
+            tokio::spawn(server::serve(
+                listener,
+                acceptor,
+                state.clone(),
+                format!("{host}:{port}"),
+                cancel.clone(),
+            )),
             tokio::spawn(gc::run(state.clone(), cancel.clone())),
         ];
         if let Some(dir) = config.data_dir.clone() {
-            tasks.push(tokio::spawn(persist::run(state.clone(), dir, cancel.clone())));
+            tasks.push(tokio::spawn(persist::run(
+                state.clone(),
+                dir,
+                cancel.clone(),
+            )));
         }
         tracing::info!(%url, "development API server started");
-        Ok(DevServer { state, url, ca_pem, token, cancel, tasks })
+        Ok(DevServer {
+            state,
+            url,
+            ca_pem,
+            token,
+            cancel,
+            tasks,
+        })
     }
 
     /// Base URL, e.g. `https://127.0.0.1:PORT`.
@@ -143,7 +178,10 @@ impl DevServer {
     /// A kubeconfig (context `mk8-dev`) pinning the CA and carrying the token.
     pub fn kubeconfig(&self) -> String {
         let ca_line = match &self.ca_pem {
-            Some(pem) => format!("\n    certificate-authority-data: {}", base64::engine::general_purpose::STANDARD.encode(pem)),
+            Some(pem) => format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
             None => String::new(),
         };
         format!(
@@ -155,7 +193,8 @@ impl DevServer {
     /// Write [`kubeconfig`](Self::kubeconfig) to `path` (parent directories created, mode 0600).
     pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -164,7 +203,9 @@ impl DevServer {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -177,7 +218,11 @@ impl DevServer {
     /// A kube-rs client configured from [`kubeconfig`](Self::kubeconfig).
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig())?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -195,17 +240,37 @@ impl DevServer {
     }
 
     fn apply_one(&self, doc: &Value) -> anyhow::Result<()> {
-        let s = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |p: &str| {
+            doc.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let (api_version, kind, name) = (s("/apiVersion"), s("/kind"), s("/metadata/name"));
-        let (def, version) = self.state.registry.by_kind(&api_version, &kind).with_context(|| format!("no resource serves {api_version} {kind}"))?;
-        let prefix = if def.group.is_empty() { format!("/api/{version}") } else { format!("/apis/{}/{version}", def.group) };
+        let (def, version) = self
+            .state
+            .registry
+            .by_kind(&api_version, &kind)
+            .with_context(|| format!("no resource serves {api_version} {kind}"))?;
+        let prefix = if def.group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{}/{version}", def.group)
+        };
         let namespace = match s("/metadata/namespace") {
             ns if ns.is_empty() => "default".to_string(),
             ns => ns,
         };
-        let scope = if def.namespaced { format!("/namespaces/{namespace}") } else { String::new() };
+        let scope = if def.namespaced {
+            format!("/namespaces/{namespace}")
+        } else {
+            String::new()
+        };
         let mut headers = hyper::HeaderMap::new();
-        headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/apply-patch+yaml"));
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/apply-patch+yaml"),
+        );
         let request = ApiRequest {
             method: hyper::Method::PATCH,
             path: format!("{prefix}{scope}/{}/{name}", def.plural),
@@ -213,7 +278,9 @@ impl DevServer {
             headers,
             body: serde_json::to_vec(doc)?.into(),
         };
-        handlers::handle(&self.state, &request, "").map(|_| ()).map_err(|e| anyhow::anyhow!("applying {kind} {name}: {e}"))
+        handlers::handle(&self.state, &request, "")
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("applying {kind} {name}: {e}"))
     }
 
     /// Drop all retained watch history and end open watches, as an etcd compaction plus apiserver
@@ -239,12 +306,23 @@ impl Drop for DevServer {
 }
 
 /// Start a server, write its kubeconfig, print how to use it, and serve until Ctrl-C.
-pub async fn run_until_ctrl_c(config: DevServerConfig, kubeconfig_path: &Path) -> anyhow::Result<()> {
+pub async fn run_until_ctrl_c(
+    config: DevServerConfig,
+    kubeconfig_path: &Path,
+) -> anyhow::Result<()> {
     let server = DevServer::start(config).await?;
     server.write_kubeconfig(kubeconfig_path)?;
-    println!("development API server listening on {} (not for production use)", server.url());
-    println!("  kubectl --kubeconfig {} get namespaces", kubeconfig_path.display());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!(
+        "development API server listening on {} (not for production use)",
+        server.url()
+    );
+    println!(
+        "  kubectl --kubeconfig {} get namespaces",
+        kubeconfig_path.display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("stopping development API server");
     server.shutdown().await;
     Ok(())
@@ -253,13 +331,21 @@ pub async fn run_until_ctrl_c(config: DevServerConfig, kubeconfig_path: &Path) -
 fn restore(state: &State, snapshot: persist::Snapshot) {
     // CRDs first, so their resources are served before their objects are restored.
     let mut resources = snapshot.resources;
-    resources.sort_by_key(|(g, r, _)| !(g == "apiextensions.k8s.io" && r == "customresourcedefinitions"));
+    resources.sort_by_key(|(g, r, _)| {
+        !(g == "apiextensions.k8s.io" && r == "customresourcedefinitions")
+    });
     for (group, resource, objects) in resources {
         let gr = (group, resource);
         for obj in objects {
             let key = (
-                obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string(),
-                obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                obj.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                obj.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             );
             if gr.0 == "apiextensions.k8s.io" && gr.1 == "customresourcedefinitions" {
                 crd::activate(state, &obj);
@@ -272,14 +358,20 @@ fn restore(state: &State, snapshot: persist::Snapshot) {
 fn ensure_initial_namespaces(state: &State) {
     let gr = (String::new(), "namespaces".to_string());
     for name in builtin::INITIAL_NAMESPACES {
-        if state.store.get(&gr, &(String::new(), name.to_string())).is_some() {
+        if state
+            .store
+            .get(&gr, &(String::new(), name.to_string()))
+            .is_some()
+        {
             continue;
         }
         let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": name, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": admission::now()
         }});
         builtin::default_on_create(registry::Builtin::Namespace, &mut ns);
-        let _ = state.store.create(&gr, (String::new(), name.to_string()), ns);
+        let _ = state
+            .store
+            .create(&gr, (String::new(), name.to_string()), ns);
     }
 }
 

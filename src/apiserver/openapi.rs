@@ -15,12 +15,20 @@ use super::status::{ApiError, ApiResult};
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn schema_id(def: &ResourceDef, version: &str) -> String {
     let reversed: Vec<&str> = def.group.split('.').rev().collect();
-    let prefix = if def.group.is_empty() { "io.k8s.api.core".to_string() } else { reversed.join(".") };
+    let prefix = if def.group.is_empty() {
+        "io.k8s.api.core".to_string()
+    } else {
+        reversed.join(".")
+    };
     format!("{prefix}.{version}.{}", def.kind)
 }
 
@@ -83,14 +91,20 @@ fn operation(def: &ResourceDef, version: &str, action: &str, id: &str, patch: bo
             "application/merge-patch+json": body,
             "application/apply-patch+yaml": body
         }});
-        op["parameters"].as_array_mut().map(|p| p.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}})));
+        if let Some(params) = op["parameters"].as_array_mut() {
+            params.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}));
+        }
     }
     op
 }
 
 /// The document of one group-version.
 pub fn group_version_doc(registry: &Registry, group: &str, version: &str) -> ApiResult<Value> {
-    let defs: Vec<_> = registry.all().into_iter().filter(|d| d.group == group && d.version(version).is_some()).collect();
+    let defs: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|d| d.group == group && d.version(version).is_some())
+        .collect();
     if defs.is_empty() {
         return Err(ApiError::UnknownPath);
     }
@@ -100,7 +114,15 @@ pub fn group_version_doc(registry: &Registry, group: &str, version: &str) -> Api
     for def in &defs {
         let id = schema_id(def, version);
         schemas.insert(id.clone(), kind_schema(def, version));
-        let base = format!("/{}/{}", gv_path(group, version), if def.namespaced { "namespaces/{namespace}/" } else { "" });
+        let base = format!(
+            "/{}/{}",
+            gv_path(group, version),
+            if def.namespaced {
+                "namespaces/{namespace}/"
+            } else {
+                ""
+            }
+        );
         paths.insert(format!("{base}{}", def.plural), json!({"get": operation(def, version, "list", &id, false), "post": operation(def, version, "post", &id, false)}));
         paths.insert(
             format!("{base}{}/{{name}}", def.plural),
@@ -123,7 +145,9 @@ pub fn index(registry: &Registry) -> Value {
     let mut paths = Map::new();
     for (group, versions) in registry.groups() {
         for version in versions {
-            let Ok(doc) = group_version_doc(registry, &group, &version) else { continue };
+            let Ok(doc) = group_version_doc(registry, &group, &version) else {
+                continue;
+            };
             let mut hasher = DefaultHasher::new();
             doc.to_string().hash(&mut hasher);
             let path = gv_path(&group, &version);

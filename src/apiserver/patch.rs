@@ -28,37 +28,65 @@ impl PatchKind {
             "application/merge-patch+json" => Ok(PatchKind::Merge),
             "application/json-patch+json" => Ok(PatchKind::Json),
             "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => Ok(PatchKind::Apply),
+            "application/apply-patch+yaml"
+            | "application/apply-patch+json"
+            | "application/apply-patch+cbor" => Ok(PatchKind::Apply),
             _ => Err(ApiError::UnsupportedMediaType),
         }
     }
 }
 
 /// Apply a merge, JSON or strategic patch to a copy of `current`.
-pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8], custom_resource: bool) -> ApiResult<Value> {
+pub fn apply_patch(
+    kind: PatchKind,
+    current: &Value,
+    body: &[u8],
+    custom_resource: bool,
+) -> ApiResult<Value> {
     let mut doc = current.clone();
     match kind {
         PatchKind::Merge => {
-            let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding merge patch: {e}")))?;
+            let patch: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding merge patch: {e}")))?;
             json_patch::merge(&mut doc, &patch);
         }
         PatchKind::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding json patch: {e}")))?;
+            let patch: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding json patch: {e}")))?;
             let patch = null_tests_of_missing_paths_pass(&doc, patch);
-            json_patch::patch(&mut doc, &patch).map_err(|e| ApiError::Invalid(Default::default(), vec![super::status::Cause::new("FieldValueInvalid", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
+            json_patch::patch(&mut doc, &patch).map_err(|e| {
+                ApiError::Invalid(
+                    Default::default(),
+                    vec![super::status::Cause::new(
+                        "FieldValueInvalid",
+                        "",
+                        format!(
+                            "the server rejected our request due to an error in our request: {e}"
+                        ),
+                    )],
+                )
+            })?;
         }
         PatchKind::Strategic => {
             if custom_resource {
                 // Like kube-apiserver: custom resources have no patch strategies.
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding strategic merge patch: {e}")))?;
+            let patch: Value = serde_json::from_slice(body).map_err(|e| {
+                ApiError::BadRequest(format!("error decoding strategic merge patch: {e}"))
+            })?;
             if !patch.is_object() {
-                return Err(ApiError::BadRequest("strategic merge patch must be a JSON object".into()));
+                return Err(ApiError::BadRequest(
+                    "strategic merge patch must be a JSON object".into(),
+                ));
             }
             strategic_merge(&mut doc, &patch, "");
         }
-        PatchKind::Apply => return Err(ApiError::Internal("apply patches are handled by server-side apply".into())),
+        PatchKind::Apply => {
+            return Err(ApiError::Internal(
+                "apply patches are handled by server-side apply".into(),
+            ));
+        }
     }
     Ok(doc)
 }
@@ -94,7 +122,8 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) {
             continue;
         }
         if let Some(list_field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Some(remove)) = (t.get_mut(list_field), v.as_array()) {
+            if let (Some(Value::Array(list)), Some(remove)) = (t.get_mut(list_field), v.as_array())
+            {
                 list.retain(|x| !remove.contains(x));
             }
             continue;
@@ -110,7 +139,9 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) {
             Value::Array(items) => {
                 let kind = SchemaPos(None).list_kind(k);
                 match (t.get_mut(k), kind) {
-                    (Some(Value::Array(existing)), ListKind::Map(keys)) => merge_keyed_list(existing, items, &keys, k),
+                    (Some(Value::Array(existing)), ListKind::Map(keys)) => {
+                        merge_keyed_list(existing, items, &keys, k)
+                    }
                     (Some(Value::Array(existing)), ListKind::Set) => {
                         for item in items {
                             if !existing.contains(item) {
@@ -119,7 +150,11 @@ pub fn strategic_merge(target: &mut Value, patch: &Value, field: &str) {
                         }
                     }
                     _ => {
-                        let cleaned: Vec<Value> = items.iter().filter(|i| i.get("$patch").is_none()).cloned().collect();
+                        let cleaned: Vec<Value> = items
+                            .iter()
+                            .filter(|i| i.get("$patch").is_none())
+                            .cloned()
+                            .collect();
                         t.insert(k.clone(), Value::Array(cleaned));
                     }
                 }
@@ -191,7 +226,12 @@ mod tests {
 
     #[test]
     fn unknown_patch_content_type_is_415() {
-        assert_eq!(PatchKind::from_content_type("text/plain").unwrap_err().code(), 415);
+        assert_eq!(
+            PatchKind::from_content_type("text/plain")
+                .unwrap_err()
+                .code(),
+            415
+        );
     }
 
     proptest! {
@@ -209,4 +249,3 @@ mod tests {
         }
     }
 }
-

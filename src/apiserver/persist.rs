@@ -35,7 +35,8 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<Snapshot>> {
         return Ok(None);
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: Value = serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let doc: Value =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
     let resource_version = doc["resourceVersion"].as_u64().unwrap_or(1);
     let resources = doc["resources"]
         .as_array()
@@ -43,10 +44,17 @@ pub fn load(dir: &Path) -> anyhow::Result<Option<Snapshot>> {
         .flatten()
         .map(|r| {
             let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-            (s("group"), s("resource"), r["objects"].as_array().cloned().unwrap_or_default())
+            (
+                s("group"),
+                s("resource"),
+                r["objects"].as_array().cloned().unwrap_or_default(),
+            )
         })
         .collect();
-    Ok(Some(Snapshot { resource_version, resources }))
+    Ok(Some(Snapshot {
+        resource_version,
+        resources,
+    }))
 }
 
 /// Write the current state atomically (temp file + rename).
@@ -62,7 +70,8 @@ pub fn save(state: &State, dir: &Path) -> anyhow::Result<()> {
         .collect();
     let doc = json!({"resourceVersion": rv, "resources": resources});
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(&doc)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, snapshot_path(dir)).context("replacing snapshot")?;
     Ok(())
 }

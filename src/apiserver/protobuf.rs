@@ -46,7 +46,10 @@ fn fields(buf: &[u8]) -> ApiResult<Vec<(u64, Wire<'_>)>> {
             }
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| bad("length"))?;
-                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or_else(|| bad("truncated field"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|e| *e <= buf.len())
+                    .ok_or_else(|| bad("truncated field"))?;
                 let bytes = &buf[pos..end];
                 pos = end;
                 Wire::Bytes(bytes)
@@ -74,7 +77,14 @@ enum Kind {
 
 type Field = (u64, &'static str, Kind);
 
-const OWNER_REF: &[Field] = &[(1, "kind", Kind::Str), (3, "name", Kind::Str), (4, "uid", Kind::Str), (5, "apiVersion", Kind::Str), (6, "controller", Kind::Bool), (7, "blockOwnerDeletion", Kind::Bool)];
+const OWNER_REF: &[Field] = &[
+    (1, "kind", Kind::Str),
+    (3, "name", Kind::Str),
+    (4, "uid", Kind::Str),
+    (5, "apiVersion", Kind::Str),
+    (6, "controller", Kind::Bool),
+    (7, "blockOwnerDeletion", Kind::Bool),
+];
 const OBJECT_META: &[Field] = &[
     (1, "name", Kind::Str),
     (2, "generateName", Kind::Str),
@@ -88,18 +98,54 @@ const OBJECT_META: &[Field] = &[
     (13, "ownerReferences", Kind::RepMsg(OWNER_REF)),
     (14, "finalizers", Kind::RepStr),
 ];
-const OBJECT_REF: &[Field] = &[(1, "kind", Kind::Str), (2, "namespace", Kind::Str), (3, "name", Kind::Str), (4, "uid", Kind::Str), (5, "apiVersion", Kind::Str), (6, "resourceVersion", Kind::Str), (7, "fieldPath", Kind::Str)];
+const OBJECT_REF: &[Field] = &[
+    (1, "kind", Kind::Str),
+    (2, "namespace", Kind::Str),
+    (3, "name", Kind::Str),
+    (4, "uid", Kind::Str),
+    (5, "apiVersion", Kind::Str),
+    (6, "resourceVersion", Kind::Str),
+    (7, "fieldPath", Kind::Str),
+];
 const LOCAL_REF: &[Field] = &[(1, "name", Kind::Str)];
 const PRECONDITIONS: &[Field] = &[(1, "uid", Kind::Str), (2, "resourceVersion", Kind::Str)];
-const DELETE_OPTIONS: &[Field] = &[(1, "gracePeriodSeconds", Kind::Int), (2, "preconditions", Kind::Msg(PRECONDITIONS)), (3, "orphanDependents", Kind::Bool), (4, "propagationPolicy", Kind::Str), (5, "dryRun", Kind::RepStr)];
+const DELETE_OPTIONS: &[Field] = &[
+    (1, "gracePeriodSeconds", Kind::Int),
+    (2, "preconditions", Kind::Msg(PRECONDITIONS)),
+    (3, "orphanDependents", Kind::Bool),
+    (4, "propagationPolicy", Kind::Str),
+    (5, "dryRun", Kind::RepStr),
+];
 const NAMESPACE_SPEC: &[Field] = &[(1, "finalizers", Kind::RepStr)];
 
 fn schema_of(kind: &str) -> Option<&'static [Field]> {
-    const CONFIG_MAP: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "data", Kind::MapStr), (3, "binaryData", Kind::MapBytes), (4, "immutable", Kind::Bool)];
-    const SECRET: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "data", Kind::MapBytes), (3, "type", Kind::Str), (4, "stringData", Kind::MapStr), (5, "immutable", Kind::Bool)];
-    const NAMESPACE: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "spec", Kind::Msg(NAMESPACE_SPEC))];
-    const SERVICE_ACCOUNT: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "secrets", Kind::RepMsg(OBJECT_REF)), (3, "imagePullSecrets", Kind::RepMsg(LOCAL_REF)), (4, "automountServiceAccountToken", Kind::Bool)];
-    const EVICTION: &[Field] = &[(1, "metadata", Kind::Msg(OBJECT_META)), (2, "deleteOptions", Kind::Msg(DELETE_OPTIONS))];
+    const CONFIG_MAP: &[Field] = &[
+        (1, "metadata", Kind::Msg(OBJECT_META)),
+        (2, "data", Kind::MapStr),
+        (3, "binaryData", Kind::MapBytes),
+        (4, "immutable", Kind::Bool),
+    ];
+    const SECRET: &[Field] = &[
+        (1, "metadata", Kind::Msg(OBJECT_META)),
+        (2, "data", Kind::MapBytes),
+        (3, "type", Kind::Str),
+        (4, "stringData", Kind::MapStr),
+        (5, "immutable", Kind::Bool),
+    ];
+    const NAMESPACE: &[Field] = &[
+        (1, "metadata", Kind::Msg(OBJECT_META)),
+        (2, "spec", Kind::Msg(NAMESPACE_SPEC)),
+    ];
+    const SERVICE_ACCOUNT: &[Field] = &[
+        (1, "metadata", Kind::Msg(OBJECT_META)),
+        (2, "secrets", Kind::RepMsg(OBJECT_REF)),
+        (3, "imagePullSecrets", Kind::RepMsg(LOCAL_REF)),
+        (4, "automountServiceAccountToken", Kind::Bool),
+    ];
+    const EVICTION: &[Field] = &[
+        (1, "metadata", Kind::Msg(OBJECT_META)),
+        (2, "deleteOptions", Kind::Msg(DELETE_OPTIONS)),
+    ];
     Some(match kind {
         "ConfigMap" => CONFIG_MAP,
         "Secret" => SECRET,
@@ -122,7 +168,9 @@ fn map_entry(b: &[u8], bytes_value: bool) -> ApiResult<(String, Value)> {
         if let Wire::Bytes(x) = w {
             match n {
                 1 => key = text(x)?,
-                2 if bytes_value => value = json!(base64::engine::general_purpose::STANDARD.encode(x)),
+                2 if bytes_value => {
+                    value = json!(base64::engine::general_purpose::STANDARD.encode(x))
+                }
                 2 => value = json!(text(x)?),
                 _ => {}
             }
@@ -134,7 +182,9 @@ fn map_entry(b: &[u8], bytes_value: bool) -> ApiResult<(String, Value)> {
 fn message(buf: &[u8], schema: &[Field]) -> ApiResult<Value> {
     let mut out = Map::new();
     for (number, wire) in fields(buf)? {
-        let Some((_, name, kind)) = schema.iter().find(|(n, _, _)| *n == number) else { continue };
+        let Some((_, name, kind)) = schema.iter().find(|(n, _, _)| *n == number) else {
+            continue;
+        };
         let name = name.to_string();
         match (kind, wire) {
             (Kind::Str, Wire::Bytes(b)) => {
@@ -152,7 +202,10 @@ fn message(buf: &[u8], schema: &[Field]) -> ApiResult<Value> {
                     _ => None,
                 });
                 if let Some(t) = seconds.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
-                    out.insert(name, json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                    out.insert(
+                        name,
+                        json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    );
                 }
             }
             (Kind::Msg(s), Wire::Bytes(b)) => {
@@ -164,11 +217,17 @@ fn message(buf: &[u8], schema: &[Field]) -> ApiResult<Value> {
             }
             (Kind::RepStr, Wire::Bytes(b)) => {
                 let v = json!(text(b)?);
-                out.entry(name).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(v));
+                out.entry(name)
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .map(|a| a.push(v));
             }
             (Kind::RepMsg(s), Wire::Bytes(b)) => {
                 let v = message(b, s)?;
-                out.entry(name).or_insert_with(|| json!([])).as_array_mut().map(|a| a.push(v));
+                out.entry(name)
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .map(|a| a.push(v));
             }
             _ => return Err(bad("field has an unexpected wire type")),
         }
@@ -178,7 +237,9 @@ fn message(buf: &[u8], schema: &[Field]) -> ApiResult<Value> {
 
 /// Decode a `k8s\0`-prefixed body (a `runtime.Unknown` envelope) into JSON.
 pub fn decode(body: &[u8]) -> ApiResult<Value> {
-    let envelope = body.strip_prefix(MAGIC).ok_or_else(|| bad("missing k8s magic"))?;
+    let envelope = body
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("missing k8s magic"))?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), &[][..]);
     for (n, w) in fields(envelope)? {
         match (n, w) {
@@ -195,7 +256,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             _ => {}
         }
     }
-    let schema = schema_of(&kind).ok_or_else(|| ApiError::UnsupportedMediaType)?;
+    let schema = schema_of(&kind).ok_or(ApiError::UnsupportedMediaType)?;
     let mut obj = message(raw, schema)?;
     obj["apiVersion"] = json!(api_version);
     obj["kind"] = json!(kind);
@@ -215,12 +276,23 @@ mod tests {
 
     #[test]
     fn decodes_a_configmap_envelope() {
-        let meta = [field(1, b"cm"), field(11, &[field(1, b"a"), field(2, b"b")].concat())].concat();
-        let cm = [field(1, &meta), field(2, &[field(1, b"k"), field(2, b"v")].concat())].concat();
+        let meta = [
+            field(1, b"cm"),
+            field(11, &[field(1, b"a"), field(2, b"b")].concat()),
+        ]
+        .concat();
+        let cm = [
+            field(1, &meta),
+            field(2, &[field(1, b"k"), field(2, b"v")].concat()),
+        ]
+        .concat();
         let type_meta = [field(1, b"v1"), field(2, b"ConfigMap")].concat();
         let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &cm)].concat();
         let obj = decode(&body).unwrap();
-        assert_eq!(obj, json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","labels":{"a":"b"}},"data":{"k":"v"}}));
+        assert_eq!(
+            obj,
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm","labels":{"a":"b"}},"data":{"k":"v"}})
+        );
     }
 
     proptest! {

@@ -24,10 +24,12 @@ pub struct Filters {
 impl Filters {
     /// From `labelSelector` / `fieldSelector`; a malformed selector is a 400.
     pub fn parse(target: &Target, query: &Query) -> ApiResult<Self> {
-        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let mut allowed = vec!["metadata.name", "metadata.namespace"];
         allowed.extend(target.def.selectable_fields.iter().map(String::as_str));
-        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default(), &allowed).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or_default(), &allowed)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(Filters { labels, fields })
     }
 
@@ -40,10 +42,16 @@ impl Filters {
 /// GET of one object (or its status).
 pub fn get(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
     let name = target.name.clone().unwrap_or_default();
-    let obj = state.store.get(&target.gr(), &target.key()).ok_or_else(|| ApiError::NotFound(target.subject(&name)))?;
+    let obj = state
+        .store
+        .get(&target.gr(), &target.key())
+        .ok_or_else(|| ApiError::NotFound(target.subject(&name)))?;
     let obj = target.present(&obj);
     if req.wants_table() {
-        return Ok(json_response(200, &table::render(target, &[obj], &req.query, state.store.current_rv(), None)));
+        return Ok(json_response(
+            200,
+            &table::render(target, &[obj], &req.query, state.store.current_rv(), None),
+        ));
     }
     Ok(json_response(200, &obj))
 }
@@ -51,14 +59,24 @@ pub fn get(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Respon
 /// Objects matching the request's namespace and selectors, and the list resourceVersion.
 pub fn select(state: &State, target: &Target, query: &Query) -> ApiResult<(Vec<Arc<Value>>, u64)> {
     let filters = Filters::parse(target, query)?;
-    let ns = (target.def.namespaced && !target.namespace.is_empty()).then_some(target.namespace.as_str());
+    let ns = (target.def.namespaced && !target.namespace.is_empty())
+        .then_some(target.namespace.as_str());
     let (items, rv) = state.store.list(&target.gr(), ns);
-    Ok((items.into_iter().filter(|o| filters.matches(o)).collect(), rv))
+    Ok((
+        items.into_iter().filter(|o| filters.matches(o)).collect(),
+        rv,
+    ))
 }
 
 fn key_string(obj: &Value) -> String {
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     format!("{ns}/{name}")
 }
 
@@ -70,12 +88,20 @@ pub fn list(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Respo
             .decode(token)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .ok_or_else(|| ApiError::BadRequest("continue key is not valid: invalid token".into()))?;
-        let after = decoded.get("start").and_then(Value::as_str).unwrap_or_default().to_string();
+            .ok_or_else(|| {
+                ApiError::BadRequest("continue key is not valid: invalid token".into())
+            })?;
+        let after = decoded
+            .get("start")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         items.retain(|o| key_string(o) > after);
     }
     let limit: usize = match req.query.get("limit") {
-        Some(l) if !l.is_empty() => l.parse().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
+        Some(l) if !l.is_empty() => l
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
         _ => 0,
     };
     let mut meta = json!({"resourceVersion": rv.to_string()});
@@ -83,19 +109,29 @@ pub fn list(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Respo
         let remaining = items.len() - limit;
         items.truncate(limit);
         let start = items.last().map(|o| key_string(o)).unwrap_or_default();
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": rv, "start": start}).to_string());
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"rv": rv, "start": start}).to_string());
         meta["continue"] = json!(token);
         meta["remainingItemCount"] = json!(remaining);
     }
     if req.wants_table() {
         let presented: Vec<Arc<Value>> = items.iter().map(|o| target.present(o)).collect();
-        return Ok(json_response(200, &table::render(target, &presented, &req.query, rv, Some(meta))));
+        return Ok(json_response(
+            200,
+            &table::render(target, &presented, &req.query, rv, Some(meta)),
+        ));
     }
     // Serialize item by item instead of building one big Value: lists of thousands of objects
     // then cost one pass and no deep copies.
     let api_version = target.api_version();
     let mut buf = Vec::with_capacity(items.len() * 512 + 256);
-    let _ = write!(buf, "{{\"apiVersion\":{},\"kind\":{},\"metadata\":{},\"items\":[", json!(api_version), json!(target.def.list_kind), meta);
+    let _ = write!(
+        buf,
+        "{{\"apiVersion\":{},\"kind\":{},\"metadata\":{},\"items\":[",
+        json!(api_version),
+        json!(target.def.list_kind),
+        meta
+    );
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             buf.push(b',');

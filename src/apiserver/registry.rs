@@ -97,12 +97,21 @@ impl ResourceDef {
 
     /// `group/version` or `version` for core.
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() { version.to_string() } else { format!("{}/{}", self.group, version) }
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{}", self.group, version)
+        }
     }
 
     /// The storage version's name.
     pub fn storage_version(&self) -> &str {
-        self.versions.iter().find(|v| v.storage).or(self.versions.first()).map(|v| v.name.as_str()).unwrap_or("v1")
+        self.versions
+            .iter()
+            .find(|v| v.storage)
+            .or(self.versions.first())
+            .map(|v| v.name.as_str())
+            .unwrap_or("v1")
     }
 
     /// Whether this is a custom resource.
@@ -120,22 +129,33 @@ pub struct Registry {
 impl Registry {
     /// Add or replace a definition.
     pub fn insert(&self, def: ResourceDef) {
-        self.defs.write().unwrap_or_else(|e| e.into_inner()).insert(def.group_resource(), Arc::new(def));
+        self.defs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(def.group_resource(), Arc::new(def));
     }
 
     /// Remove a definition.
     pub fn remove(&self, gr: &GroupResource) -> Option<Arc<ResourceDef>> {
-        self.defs.write().unwrap_or_else(|e| e.into_inner()).remove(gr)
+        self.defs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(gr)
     }
 
     /// Definition by group and plural.
     pub fn get(&self, group: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.defs.read().unwrap_or_else(|e| e.into_inner()).get(&(group.to_string(), plural.to_string())).cloned()
+        self.defs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(group.to_string(), plural.to_string()))
+            .cloned()
     }
 
     /// Definition serving `group/version` with this plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.get(group, plural).filter(|d| d.version(version).is_some())
+        self.get(group, plural)
+            .filter(|d| d.version(version).is_some())
     }
 
     /// Definition by `apiVersion` and kind.
@@ -149,7 +169,13 @@ impl Registry {
 
     /// Every definition, sorted by group then plural for stable discovery output.
     pub fn all(&self) -> Vec<Arc<ResourceDef>> {
-        let mut v: Vec<_> = self.defs.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .defs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
         v
     }
@@ -195,7 +221,13 @@ pub fn version_priority(v: &str) -> (u8, u32, u32) {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn str_of<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -219,11 +251,21 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
         list_kind = format!("{kind}List");
     }
     let mut versions = Vec::new();
-    for v in crd.pointer("/spec/versions").and_then(Value::as_array).into_iter().flatten() {
+    for v in crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
-        let schema = v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or_else(|| serde_json::json!({"type":"object","x-kubernetes-preserve-unknown-fields":true}));
+        let schema = v
+            .pointer("/schema/openAPIV3Schema")
+            .cloned()
+            .unwrap_or_else(
+                || serde_json::json!({"type":"object","x-kubernetes-preserve-unknown-fields":true}),
+            );
         let columns = v
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)
@@ -266,7 +308,11 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|f| f.get("jsonPath").and_then(Value::as_str).map(|p| p.trim_start_matches('.').to_string()))
+            .filter_map(|f| {
+                f.get("jsonPath")
+                    .and_then(Value::as_str)
+                    .map(|p| p.trim_start_matches('.').to_string())
+            })
             .collect(),
     })
 }

@@ -74,8 +74,14 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
         ["watch", tail @ ..] => (true, tail),
         _ => (false, rest),
     };
-    let namespaced = rest.len() >= 3 && rest[0] == "namespaces" && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
-    let (namespace, rest) = if namespaced { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+    let namespaced = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && !(rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
+    let (namespace, rest) = if namespaced {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let (plural, name, subresource) = match rest {
         [p] => (p, None, None),
         [p, n] => (p, Some(n.to_string()), None),
@@ -99,10 +105,24 @@ mod tests {
 
     #[test]
     fn namespace_status_is_not_a_namespaced_collection() {
-        let Route::Resource(p) = route("/api/v1/namespaces/foo/status") else { panic!() };
-        assert_eq!((p.plural.as_str(), p.name.as_deref(), p.subresource.as_deref()), ("namespaces", Some("foo"), Some("status")));
-        let Route::Resource(p) = route("/apis/g/v1/watch/namespaces/ns/widgets/w") else { panic!() };
-        assert_eq!((p.namespace.as_deref(), p.plural.as_str(), p.watch_prefix), (Some("ns"), "widgets", true));
+        let Route::Resource(p) = route("/api/v1/namespaces/foo/status") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                p.plural.as_str(),
+                p.name.as_deref(),
+                p.subresource.as_deref()
+            ),
+            ("namespaces", Some("foo"), Some("status"))
+        );
+        let Route::Resource(p) = route("/apis/g/v1/watch/namespaces/ns/widgets/w") else {
+            panic!()
+        };
+        assert_eq!(
+            (p.namespace.as_deref(), p.plural.as_str(), p.watch_prefix),
+            (Some("ns"), "widgets", true)
+        );
         assert_eq!(route("/apis/g/v1/a/b/c/d"), Route::Unknown);
     }
 }

@@ -14,6 +14,16 @@ pub struct CrdSchema {
     pub raw: Value,
     /// Compiled `x-kubernetes-validations`.
     pub rules: CompiledRules,
+    /// Whether any field declares a `default` (reads then default too).
+    pub has_defaults: bool,
+}
+
+fn declares_defaults(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => m.contains_key("default") || m.values().any(declares_defaults),
+        Value::Array(a) => a.iter().any(declares_defaults),
+        _ => false,
+    }
 }
 
 impl std::fmt::Debug for CrdSchema {
@@ -26,7 +36,11 @@ impl std::fmt::Debug for CrdSchema {
 const ROOT_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];
 
 fn join(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn types(schema: &Value) -> Option<&str> {
@@ -41,7 +55,12 @@ impl CrdSchema {
     /// Wrap and compile a schema.
     pub fn new(raw: Value) -> Self {
         let rules = CompiledRules::compile(&raw);
-        CrdSchema { raw, rules }
+        let has_defaults = declares_defaults(&raw);
+        CrdSchema {
+            raw,
+            rules,
+            has_defaults,
+        }
     }
 
     /// Drop fields the schema does not know (and nulls it does not allow); returns the dropped paths
@@ -185,30 +204,62 @@ fn number(v: &Value) -> Option<f64> {
 }
 
 fn fmt_num(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 fn validate(schema: &Value, value: &Value, path: &str, root: bool, causes: &mut Vec<Cause>) {
     if value.is_null() {
         if !flag(schema, "nullable") && types(schema).is_some() {
-            causes.push(Cause::new("FieldValueTypeInvalid", path, format!("Invalid value: \"null\": {path} in body must be of type {}: \"null\"", types(schema).unwrap_or_default())));
+            causes.push(Cause::new(
+                "FieldValueTypeInvalid",
+                path,
+                format!(
+                    "Invalid value: \"null\": {path} in body must be of type {}: \"null\"",
+                    types(schema).unwrap_or_default()
+                ),
+            ));
         }
         return;
     }
     if flag(schema, "x-kubernetes-int-or-string") {
         if !(value.is_string() || value.is_i64() || value.is_u64()) {
-            causes.push(Cause::new("FieldValueTypeInvalid", path, format!("Invalid value: \"{}\": {path} in body must be of type integer,string: {}", type_name(value), super::status::render_value(value))));
+            causes.push(Cause::new(
+                "FieldValueTypeInvalid",
+                path,
+                format!(
+                    "Invalid value: \"{}\": {path} in body must be of type integer,string: {}",
+                    type_name(value),
+                    super::status::render_value(value)
+                ),
+            ));
             return;
         }
     } else if let Some(t) = types(schema)
         && !type_matches(t, value)
     {
-        causes.push(Cause::new("FieldValueTypeInvalid", path, format!("Invalid value: \"{}\": {path} in body must be of type {t}: {}", type_name(value), super::status::render_value(value))));
+        causes.push(Cause::new(
+            "FieldValueTypeInvalid",
+            path,
+            format!(
+                "Invalid value: \"{}\": {path} in body must be of type {t}: {}",
+                type_name(value),
+                super::status::render_value(value)
+            ),
+        ));
         return;
     }
     let before = causes.len();
     check_scalar_constraints(schema, value, path, causes);
-    for sub in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+    for sub in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         validate(sub, value, path, root, causes);
     }
     let passes = |s: &Value| {
@@ -219,17 +270,29 @@ fn validate(schema: &Value, value: &Value, path: &str, root: bool, causes: &mut 
     if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
         && !any.iter().any(passes)
     {
-        causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, "must validate at least one schema (anyOf)")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            invalid_value(value, "must validate at least one schema (anyOf)"),
+        ));
     }
     if let Some(one) = schema.get("oneOf").and_then(Value::as_array)
         && one.iter().filter(|s| passes(s)).count() != 1
     {
-        causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, "must validate one and only one schema (oneOf)")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            invalid_value(value, "must validate one and only one schema (oneOf)"),
+        ));
     }
     if let Some(not) = schema.get("not")
         && passes(not)
     {
-        causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, "must not validate the schema (not)")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            invalid_value(value, "must not validate the schema (not)"),
+        ));
     }
     if causes.len() > before {
         return;
@@ -246,28 +309,65 @@ fn check_scalar_constraints(schema: &Value, value: &Value, path: &str, causes: &
         && !allowed.contains(value)
     {
         let list: Vec<String> = allowed.iter().map(super::status::render_value).collect();
-        causes.push(Cause::new("FieldValueNotSupported", path, format!("Unsupported value: {}: supported values: {}", super::status::render_value(value), list.join(", "))));
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {}",
+                super::status::render_value(value),
+                list.join(", ")
+            ),
+        ));
     }
     if let Some(n) = number(value).filter(|_| value.is_number()) {
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
             let excl = flag(schema, "exclusiveMaximum");
             if n > max || (excl && n >= max) {
-                let rel = if excl { "less than" } else { "less than or equal to" };
-                causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body should be {rel} {}", fmt_num(max)))));
+                let rel = if excl {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    path,
+                    invalid_value(
+                        value,
+                        &format!("{path} in body should be {rel} {}", fmt_num(max)),
+                    ),
+                ));
             }
         }
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
             let excl = flag(schema, "exclusiveMinimum");
             if n < min || (excl && n <= min) {
-                let rel = if excl { "greater than" } else { "greater than or equal to" };
-                causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body should be {rel} {}", fmt_num(min)))));
+                let rel = if excl {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    path,
+                    invalid_value(
+                        value,
+                        &format!("{path} in body should be {rel} {}", fmt_num(min)),
+                    ),
+                ));
             }
         }
         if let Some(m) = schema.get("multipleOf").and_then(Value::as_f64)
             && m != 0.0
             && (n / m).fract() != 0.0
         {
-            causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body should be a multiple of {}", fmt_num(m)))));
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                invalid_value(
+                    value,
+                    &format!("{path} in body should be a multiple of {}", fmt_num(m)),
+                ),
+            ));
         }
     }
     if let Value::String(s) = value {
@@ -275,16 +375,31 @@ fn check_scalar_constraints(schema: &Value, value: &Value, path: &str, causes: &
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
             && len > max
         {
-            causes.push(Cause::new("FieldValueTooLong", path, format!("Too long: may not be more than {max} bytes")));
+            causes.push(Cause::new(
+                "FieldValueTooLong",
+                path,
+                format!("Too long: may not be more than {max} bytes"),
+            ));
         }
         if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
             && len < min
         {
-            causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body should be at least {min} chars long"))));
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                path,
+                invalid_value(
+                    value,
+                    &format!("{path} in body should be at least {min} chars long"),
+                ),
+            ));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             match regex::Regex::new(pattern) {
-                Ok(re) if !re.is_match(s) => causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body should match '{pattern}'")))),
+                Ok(re) if !re.is_match(s) => causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    path,
+                    invalid_value(value, &format!("{path} in body should match '{pattern}'")),
+                )),
                 _ => {}
             }
         }
@@ -292,26 +407,60 @@ fn check_scalar_constraints(schema: &Value, value: &Value, path: &str, causes: &
     if let Some(format) = schema.get("format").and_then(Value::as_str)
         && !check_format(format, value)
     {
-        causes.push(Cause::new("FieldValueInvalid", path, invalid_value(value, &format!("{path} in body must be of type {format}: {}", super::status::render_value(value)))));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            invalid_value(
+                value,
+                &format!(
+                    "{path} in body must be of type {format}: {}",
+                    super::status::render_value(value)
+                ),
+            ),
+        ));
     }
 }
 
-fn validate_object(schema: &Value, map: &Map<String, Value>, path: &str, root: bool, causes: &mut Vec<Cause>) {
-    for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+fn validate_object(
+    schema: &Value,
+    map: &Map<String, Value>,
+    path: &str,
+    root: bool,
+    causes: &mut Vec<Cause>,
+) {
+    for req in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if !map.contains_key(req) {
-            causes.push(Cause::new("FieldValueRequired", join(path, req), "Required value"));
+            causes.push(Cause::new(
+                "FieldValueRequired",
+                join(path, req),
+                "Required value",
+            ));
         }
     }
     let n = map.len() as u64;
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
         && n > max
     {
-        causes.push(Cause::new("FieldValueTooMany", path, format!("Too many: {n}: must have at most {max} items")));
+        causes.push(Cause::new(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {n}: must have at most {max} items"),
+        ));
     }
     if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
         && n < min
     {
-        causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should have at least {min} properties")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {n}: {path} in body should have at least {min} properties"),
+        ));
     }
     let props = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
@@ -335,19 +484,31 @@ fn validate_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<
     if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
         && n > max
     {
-        causes.push(Cause::new("FieldValueTooMany", path, format!("Too many: {n}: must have at most {max} items")));
+        causes.push(Cause::new(
+            "FieldValueTooMany",
+            path,
+            format!("Too many: {n}: must have at most {max} items"),
+        ));
     }
     if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
         && n < min
     {
-        causes.push(Cause::new("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should have at least {min} items")));
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {n}: {path} in body should have at least {min} items"),
+        ));
     }
     match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => {
             let mut seen = HashSet::new();
             for (i, item) in items.iter().enumerate() {
                 if !seen.insert(item.to_string()) {
-                    causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}]"), format!("Duplicate value: {}", super::status::render_value(item))));
+                    causes.push(Cause::new(
+                        "FieldValueDuplicate",
+                        format!("{path}[{i}]"),
+                        format!("Duplicate value: {}", super::status::render_value(item)),
+                    ));
                 }
             }
         }
@@ -361,10 +522,24 @@ fn validate_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<
                 .collect();
             let mut seen = HashSet::new();
             for (i, item) in items.iter().enumerate() {
-                let key: Vec<String> = keys.iter().map(|k| item.get(*k).map(Value::to_string).unwrap_or_default()).collect();
+                let key: Vec<String> = keys
+                    .iter()
+                    .map(|k| item.get(*k).map(Value::to_string).unwrap_or_default())
+                    .collect();
                 if !seen.insert(key.clone()) {
-                    let shown: Vec<String> = keys.iter().zip(&key).map(|(k, v)| format!("\"{k}\":{v}")).collect();
-                    causes.push(Cause::new("FieldValueDuplicate", format!("{path}[{i}]"), format!("Duplicate value: map[string]interface {{}}{{{}}}", shown.join(", "))));
+                    let shown: Vec<String> = keys
+                        .iter()
+                        .zip(&key)
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    causes.push(Cause::new(
+                        "FieldValueDuplicate",
+                        format!("{path}[{i}]"),
+                        format!(
+                            "Duplicate value: map[string]interface {{}}{{{}}}",
+                            shown.join(", ")
+                        ),
+                    ));
                 }
             }
         }
@@ -424,12 +599,22 @@ mod tests {
         let obj = json!({"spec":{"size":9,"mode":"c","name":"ABCDEFG","port":1.5,"tags":["x","x"],"when":"yesterday"}});
         let causes = schema().validate(&obj);
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
-        for f in ["spec.size", "spec.mode", "spec.name", "spec.port", "spec.tags[1]", "spec.when"] {
+        for f in [
+            "spec.size",
+            "spec.mode",
+            "spec.name",
+            "spec.port",
+            "spec.tags[1]",
+            "spec.when",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {causes:?}");
         }
         let causes = schema().validate(&json!({"spec":{"size":"1"}}));
         assert_eq!(causes[0].reason, "FieldValueTypeInvalid");
         let causes = schema().validate(&json!({"spec":{}}));
-        assert_eq!(causes[0], Cause::new("FieldValueRequired", "spec.size", "Required value"));
+        assert_eq!(
+            causes[0],
+            Cause::new("FieldValueRequired", "spec.size", "Required value")
+        );
     }
 }

@@ -21,7 +21,13 @@ use super::state::State;
 use super::status::ApiError;
 
 /// Accept connections until `cancel` fires.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<State>, address: String, cancel: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    address: String,
+    cancel: CancellationToken,
+) {
     let address: Arc<str> = address.into();
     loop {
         let (tcp, _) = tokio::select! {
@@ -35,7 +41,8 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<S
             },
         };
         let _ = tcp.set_nodelay(true);
-        let (state, address, tls, cancel) = (state.clone(), address.clone(), tls.clone(), cancel.clone());
+        let (state, address, tls, cancel) =
+            (state.clone(), address.clone(), tls.clone(), cancel.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let (state, address) = (state.clone(), address.clone());
@@ -45,7 +52,11 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<S
             let served = async {
                 match tls {
                     Some(acceptor) => match acceptor.accept(tcp).await {
-                        Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
                         Err(_) => Ok(()),
                     },
                     None => builder.serve_connection(TokioIo::new(tcp), service).await,
@@ -61,8 +72,14 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc<S
 
 fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
-    let header = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    header.strip_prefix("Bearer ").is_some_and(|t| t.trim() == token)
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    header
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| t.trim() == token)
 }
 
 async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Response<Body> {
@@ -79,13 +96,25 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
     if method == hyper::Method::HEAD {
         method = hyper::Method::GET;
     }
-    let api_request = ApiRequest { method, path, query: Query::parse(parts.uri.query()), headers: parts.headers, body };
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| handlers::handle(&state, &api_request, address)));
+    let api_request = ApiRequest {
+        method,
+        path,
+        query: Query::parse(parts.uri.query()),
+        headers: parts.headers,
+        body,
+    };
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        handlers::handle(&state, &api_request, address)
+    }));
     let response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => error_response(&e),
         Err(panic) => {
-            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             tracing::error!(panic = %what, path = %api_request.path, "development API server: handler panicked");
             error_response(&ApiError::Internal(format!("handler panicked: {what}")))
         }
@@ -102,7 +131,8 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
     let mut buf = BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::BadRequest(format!("reading request body: {e}")))?;
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("reading request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
             if total > DRAIN_LIMIT {
@@ -113,5 +143,9 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
             }
         }
     }
-    if total > MAX_BODY { Err(ApiError::TooLarge) } else { Ok(buf.freeze()) }
+    if total > MAX_BODY {
+        Err(ApiError::TooLarge)
+    } else {
+        Ok(buf.freeze())
+    }
 }

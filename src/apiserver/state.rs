@@ -42,7 +42,14 @@ impl Target {
 
     /// Object key for `name`.
     pub fn key_of(&self, name: &str) -> ObjKey {
-        (if self.def.namespaced { self.namespace.clone() } else { String::new() }, name.to_string())
+        (
+            if self.def.namespaced {
+                self.namespace.clone()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
     }
 
     /// Object key of the addressed object.
@@ -53,7 +60,9 @@ impl Target {
     /// The requested version's definition.
     pub fn version_def(&self) -> &VersionDef {
         // The router only builds targets for served versions.
-        self.def.version(&self.version).unwrap_or(&self.def.versions[0])
+        self.def
+            .version(&self.version)
+            .unwrap_or(&self.def.versions[0])
     }
 
     /// `apiVersion` of the requested version.
@@ -62,8 +71,13 @@ impl Target {
     }
 
     /// Error subject for `name`.
-    pub fn subject(&self, name: &str) -> Subject {
-        Subject { group: self.def.group.clone(), resource: self.def.plural.clone(), kind: self.def.kind.clone(), name: name.to_string() }
+    pub fn subject(&self, name: &str) -> Box<Subject> {
+        Box::new(Subject {
+            group: self.def.group.clone(),
+            resource: self.def.plural.clone(),
+            kind: self.def.kind.clone(),
+            name: name.to_string(),
+        })
     }
 
     /// Whether writes to the main resource ignore status (and `/status` ignores everything else).
@@ -72,14 +86,25 @@ impl Target {
     }
 
     /// The object as served in the requested version (objects are stored once for all versions).
+    /// Schema defaults are applied on read too, so objects stored before a default was added to
+    /// the CRD read like kube-apiserver returns them.
     pub fn present(&self, obj: &Arc<Value>) -> Arc<Value> {
         let av = self.api_version();
-        if obj.get("apiVersion").and_then(Value::as_str) == Some(av.as_str()) {
-            obj.clone()
-        } else {
-            let mut copy = (**obj).clone();
-            copy["apiVersion"] = Value::String(av);
-            Arc::new(copy)
+        let defaulting = self
+            .version_def()
+            .schema
+            .as_ref()
+            .filter(|s| s.has_defaults);
+        if obj.get("apiVersion").and_then(Value::as_str) == Some(av.as_str())
+            && defaulting.is_none()
+        {
+            return obj.clone();
         }
+        let mut copy = (**obj).clone();
+        copy["apiVersion"] = Value::String(av);
+        if let Some(schema) = defaulting {
+            schema.apply_defaults(&mut copy);
+        }
+        Arc::new(copy)
     }
 }

@@ -17,7 +17,11 @@ pub struct Cause {
 impl Cause {
     /// A cause with the given reason, field and message.
     pub fn new(reason: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Cause { reason: reason.to_string(), message: message.into(), field: field.into() }
+        Cause {
+            reason: reason.to_string(),
+            message: message.into(),
+            field: field.into(),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -41,13 +45,32 @@ pub struct Subject {
 impl Subject {
     /// `configmaps` or `applications.argoproj.io`, as Kubernetes qualifies resources in messages.
     pub fn qualified_resource(&self) -> String {
-        if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) }
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
     }
 
     /// `ConfigMap` or `Application.argoproj.io`.
     pub fn qualified_kind(&self) -> String {
-        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
     }
+}
+
+/// The details of a server-side apply conflict.
+#[derive(Debug)]
+pub struct ApplyConflict {
+    /// The object.
+    pub subject: Subject,
+    /// Full message listing the conflicts.
+    pub message: String,
+    /// One cause per conflicting field.
+    pub causes: Vec<Cause>,
 }
 
 /// Every failure a request can end with.
@@ -61,7 +84,7 @@ pub enum ApiError {
     Unauthorized,
     /// Object or resource not found (404).
     #[error("{} \"{}\" not found", .0.qualified_resource(), .0.name)]
-    NotFound(Subject),
+    NotFound(Box<Subject>),
     /// A path the server does not serve (404, no details).
     #[error("the server could not find the requested resource")]
     UnknownPath,
@@ -70,20 +93,13 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Create of an existing object (409).
     #[error("{} \"{}\" already exists", .0.qualified_resource(), .0.name)]
-    AlreadyExists(Subject),
+    AlreadyExists(Box<Subject>),
     /// Optimistic-concurrency or precondition failure (409).
     #[error("Operation cannot be fulfilled on {} \"{}\": {}", .0.qualified_resource(), .0.name, .1)]
-    Conflict(Subject, String),
+    Conflict(Box<Subject>, String),
     /// Server-side apply conflicts with other managers (409).
-    #[error("{message}")]
-    ApplyConflict {
-        /// The object.
-        subject: Subject,
-        /// Full message listing the conflicts.
-        message: String,
-        /// One cause per conflicting field.
-        causes: Vec<Cause>,
-    },
+    #[error("{}", .0.message)]
+    ApplyConflict(Box<ApplyConflict>),
     /// A watch asked for history that is no longer retained (410).
     #[error("too old resource version: {0} ({1})")]
     Expired(u64, u64),
@@ -91,11 +107,13 @@ pub enum ApiError {
     #[error("Request entity too large: limit is 3145728")]
     TooLarge,
     /// Patch content type not supported (415).
-    #[error("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    )]
     UnsupportedMediaType,
     /// Schema or semantic validation failed (422).
     #[error("{}", invalid_message(.0, .1))]
-    Invalid(Subject, Vec<Cause>),
+    Invalid(Box<Subject>, Vec<Cause>),
     /// Request cannot be processed in this state, e.g. namespace terminating (403 Forbidden).
     #[error("{0}")]
     Forbidden(String),
@@ -107,10 +125,25 @@ pub enum ApiError {
 fn invalid_message(subject: &Subject, causes: &[Cause]) -> String {
     let parts: Vec<String> = causes
         .iter()
-        .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+        .map(|c| {
+            if c.field.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{}: {}", c.field, c.message)
+            }
+        })
         .collect();
-    let joined = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
-    format!("{} \"{}\" is invalid: {}", subject.qualified_kind(), subject.name, joined)
+    let joined = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    };
+    format!(
+        "{} \"{}\" is invalid: {}",
+        subject.qualified_kind(),
+        subject.name,
+        joined
+    )
 }
 
 impl ApiError {
@@ -122,7 +155,9 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) | ApiError::UnknownPath => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::AlreadyExists(_) | ApiError::Conflict(..) | ApiError::ApplyConflict { .. } => 409,
+            ApiError::AlreadyExists(_)
+            | ApiError::Conflict(..)
+            | ApiError::ApplyConflict { .. } => 409,
             ApiError::Expired(..) => 410,
             ApiError::TooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
@@ -140,7 +175,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::UnknownPath => "NotFound",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict(..) | ApiError::ApplyConflict { .. } => "Conflict",
+            ApiError::Conflict(..) | ApiError::ApplyConflict(_) => "Conflict",
             ApiError::Expired(..) => "Expired",
             ApiError::TooLarge => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType => "UnsupportedMediaType",
@@ -172,7 +207,7 @@ impl ApiError {
             ApiError::NotFound(s) | ApiError::AlreadyExists(s) | ApiError::Conflict(s, _) => {
                 Some(subject_details(s, None, false))
             }
-            ApiError::ApplyConflict { subject, causes, .. } => Some(subject_details(subject, Some(causes), false)),
+            ApiError::ApplyConflict(c) => Some(subject_details(&c.subject, Some(&c.causes), false)),
             ApiError::Invalid(s, causes) => Some(subject_details(s, Some(causes), true)),
             _ => None,
         };
@@ -209,10 +244,25 @@ mod tests {
 
     #[test]
     fn invalid_message_names_kind_group_and_field() {
-        let s = Subject { group: "example.com".into(), resource: "widgets".into(), kind: "Widget".into(), name: "w".into() };
-        let e = ApiError::Invalid(s, vec![Cause::new("FieldValueRequired", "spec.size", "Required value")]);
+        let s = Subject {
+            group: "example.com".into(),
+            resource: "widgets".into(),
+            kind: "Widget".into(),
+            name: "w".into(),
+        };
+        let e = ApiError::Invalid(
+            Box::new(s),
+            vec![Cause::new(
+                "FieldValueRequired",
+                "spec.size",
+                "Required value",
+            )],
+        );
         assert_eq!(e.code(), 422);
-        assert_eq!(e.to_string(), "Widget.example.com \"w\" is invalid: spec.size: Required value");
+        assert_eq!(
+            e.to_string(),
+            "Widget.example.com \"w\" is invalid: spec.size: Required value"
+        );
         let body = e.to_status();
         assert_eq!(body["details"]["causes"][0]["field"], "spec.size");
         assert_eq!(body["reason"], "Invalid");

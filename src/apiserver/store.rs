@@ -62,12 +62,20 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     fn new(kind: EventKind, rv: u64, object: Arc<Value>, previous: Option<Arc<Value>>) -> Self {
-        StoredEvent { kind, rv, object, previous, encoded: std::sync::OnceLock::new() }
+        StoredEvent {
+            kind,
+            rv,
+            object,
+            previous,
+            encoded: std::sync::OnceLock::new(),
+        }
     }
 
     /// The object as JSON bytes (serialized on first use).
     pub fn encoded(&self) -> &bytes::Bytes {
-        self.encoded.get_or_init(|| bytes::Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
+        self.encoded.get_or_init(|| {
+            bytes::Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default())
+        })
     }
 }
 
@@ -124,7 +132,10 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 /// The object's `metadata.resourceVersion` parsed as a number (0 when absent or malformed).
 pub fn object_rv(obj: &Value) -> u64 {
-    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(0)
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 fn set_rv(obj: &mut Value, rv: u64) {
@@ -135,7 +146,10 @@ fn set_rv(obj: &mut Value, rv: u64) {
 
 impl ResourceStore {
     fn new() -> Self {
-        ResourceStore { inner: Mutex::new(Inner::default()), tx: broadcast::channel(CHANNEL_CAPACITY).0 }
+        ResourceStore {
+            inner: Mutex::new(Inner::default()),
+            tx: broadcast::channel(CHANNEL_CAPACITY).0,
+        }
     }
 
     fn record(&self, inner: &mut Inner, event: StoredEvent) {
@@ -180,15 +194,30 @@ impl Store {
 
     /// The storage of one resource, created on first use.
     pub fn resource(&self, gr: &GroupResource) -> Arc<ResourceStore> {
-        if let Some(r) = self.resources.read().unwrap_or_else(|e| e.into_inner()).get(gr) {
+        if let Some(r) = self
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(gr)
+        {
             return r.clone();
         }
-        self.resources.write().unwrap_or_else(|e| e.into_inner()).entry(gr.clone()).or_insert_with(|| Arc::new(ResourceStore::new())).clone()
+        self.resources
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(gr.clone())
+            .or_insert_with(|| Arc::new(ResourceStore::new()))
+            .clone()
     }
 
     /// All resources that currently have storage.
     pub fn resource_names(&self) -> Vec<GroupResource> {
-        self.resources.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// One object.
@@ -213,7 +242,12 @@ impl Store {
     }
 
     /// Store a new object, assigning its resourceVersion.
-    pub fn create(&self, gr: &GroupResource, key: ObjKey, mut obj: Value) -> Result<Arc<Value>, WriteError> {
+    pub fn create(
+        &self,
+        gr: &GroupResource,
+        key: ObjKey,
+        mut obj: Value,
+    ) -> Result<Arc<Value>, WriteError> {
         let res = self.resource(gr);
         let mut inner = lock(&res.inner);
         if inner.objects.contains_key(&key) {
@@ -223,14 +257,23 @@ impl Store {
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
         inner.objects.insert(key, obj.clone());
-        res.record(&mut inner, StoredEvent::new(EventKind::Added, rv, obj.clone(), None));
+        res.record(
+            &mut inner,
+            StoredEvent::new(EventKind::Added, rv, obj.clone(), None),
+        );
         drop(inner);
         self.changed.notify_one();
         Ok(obj)
     }
 
     /// Replace an object if its stored resourceVersion is still `expected_rv`.
-    pub fn update(&self, gr: &GroupResource, key: &ObjKey, expected_rv: u64, mut obj: Value) -> Result<Arc<Value>, WriteError> {
+    pub fn update(
+        &self,
+        gr: &GroupResource,
+        key: &ObjKey,
+        expected_rv: u64,
+        mut obj: Value,
+    ) -> Result<Arc<Value>, WriteError> {
         let res = self.resource(gr);
         let mut inner = lock(&res.inner);
         let current = inner.objects.get(key).ok_or(WriteError::Missing)?;
@@ -252,7 +295,12 @@ impl Store {
     }
 
     /// Remove an object (if its resourceVersion matches `expected_rv`, when given).
-    pub fn delete(&self, gr: &GroupResource, key: &ObjKey, expected_rv: Option<u64>) -> Result<Arc<Value>, WriteError> {
+    pub fn delete(
+        &self,
+        gr: &GroupResource,
+        key: &ObjKey,
+        expected_rv: Option<u64>,
+    ) -> Result<Arc<Value>, WriteError> {
         let res = self.resource(gr);
         let mut inner = lock(&res.inner);
         let current = inner.objects.get(key).ok_or(WriteError::Missing)?;
@@ -264,7 +312,10 @@ impl Store {
         let mut last = (*previous).clone();
         set_rv(&mut last, rv);
         let last = Arc::new(last);
-        res.record(&mut inner, StoredEvent::new(EventKind::Deleted, rv, last.clone(), Some(previous)));
+        res.record(
+            &mut inner,
+            StoredEvent::new(EventKind::Deleted, rv, last.clone(), Some(previous)),
+        );
         drop(inner);
         self.changed.notify_one();
         self.deleted.notify_one();
@@ -273,7 +324,11 @@ impl Store {
 
     /// Remove every object of a resource (CRD deletion), emitting DELETED events.
     pub fn drop_resource(&self, gr: &GroupResource) {
-        let keys: Vec<ObjKey> = lock(&self.resource(gr).inner).objects.keys().cloned().collect();
+        let keys: Vec<ObjKey> = lock(&self.resource(gr).inner)
+            .objects
+            .keys()
+            .cloned()
+            .collect();
         for key in keys {
             let _ = self.delete(gr, &key, None);
         }
@@ -289,11 +344,17 @@ impl Store {
         // Events are appended in resourceVersion order, so search from the back.
         let start = inner.history.partition_point(|e| e.rv <= rv);
         let backlog = inner.history.range(start..).cloned().collect();
-        Ok(Subscription { backlog, rx: res.tx.subscribe() })
+        Ok(Subscription {
+            backlog,
+            rx: res.tx.subscribe(),
+        })
     }
 
     /// Current objects plus a subscription to everything after them (watch with initial events).
-    pub fn snapshot_and_subscribe(&self, gr: &GroupResource) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<StoredEvent>>) {
+    pub fn snapshot_and_subscribe(
+        &self,
+        gr: &GroupResource,
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<StoredEvent>>) {
         let res = self.resource(gr);
         let inner = lock(&res.inner);
         let items = inner.objects.values().cloned().collect();
@@ -317,7 +378,10 @@ impl Store {
 
     /// Token cancelled at the next compaction/shutdown: open watches end when it fires.
     pub fn watch_epoch(&self) -> CancellationToken {
-        self.watch_epoch.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.watch_epoch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every object, per resource (persistence and garbage collection).
@@ -325,7 +389,11 @@ impl Store {
         self.resource_names()
             .into_iter()
             .map(|gr| {
-                let items = lock(&self.resource(&gr).inner).objects.values().cloned().collect();
+                let items = lock(&self.resource(&gr).inner)
+                    .objects
+                    .values()
+                    .cloned()
+                    .collect();
                 (gr, items)
             })
             .collect()
@@ -351,19 +419,39 @@ mod tests {
     fn update_requires_current_resource_version() {
         let store = Store::default();
         let key = ("default".to_string(), "a".to_string());
-        let created = store.create(&gr(), key.clone(), json!({"metadata":{"name":"a"}})).unwrap();
+        let created = store
+            .create(&gr(), key.clone(), json!({"metadata":{"name":"a"}}))
+            .unwrap();
         let rv = object_rv(&created);
-        assert_eq!(store.update(&gr(), &key, rv + 5, json!({"metadata":{}})).unwrap_err(), WriteError::Stale);
-        let updated = store.update(&gr(), &key, rv, json!({"metadata":{}})).unwrap();
+        assert_eq!(
+            store
+                .update(&gr(), &key, rv + 5, json!({"metadata":{}}))
+                .unwrap_err(),
+            WriteError::Stale
+        );
+        let updated = store
+            .update(&gr(), &key, rv, json!({"metadata":{}}))
+            .unwrap();
         assert!(object_rv(&updated) > rv);
-        assert_eq!(store.create(&gr(), key, json!({"metadata":{}})).unwrap_err(), WriteError::Exists);
+        assert_eq!(
+            store
+                .create(&gr(), key, json!({"metadata":{}}))
+                .unwrap_err(),
+            WriteError::Exists
+        );
     }
 
     #[test]
     fn subscribe_after_compaction_is_refused() {
         let store = Store::default();
         for i in 0..3 {
-            store.create(&gr(), ("ns".into(), format!("o{i}")), json!({"metadata":{}})).unwrap();
+            store
+                .create(
+                    &gr(),
+                    ("ns".into(), format!("o{i}")),
+                    json!({"metadata":{}}),
+                )
+                .unwrap();
         }
         let sub = store.subscribe_from(&gr(), 2).unwrap();
         assert_eq!(sub.backlog.len(), 2);

@@ -16,16 +16,38 @@ fn col(name: &str, type_: &str, format: &str, description: &str, priority: i64) 
 
 /// `5m`, `3h12m`, `2d` — as kubectl and the API server print ages.
 pub fn human_age(timestamp: Option<&str>) -> String {
-    let Some(ts) = timestamp.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else { return "<unknown>".into() };
-    let secs = (chrono::Utc::now() - ts.with_timezone(&chrono::Utc)).num_seconds().max(0);
+    let Some(ts) = timestamp.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) else {
+        return "<unknown>".into();
+    };
+    let secs = (chrono::Utc::now() - ts.with_timezone(&chrono::Utc))
+        .num_seconds()
+        .max(0);
     let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
     match secs {
         s if s < 120 => format!("{s}s"),
-        s if s < 600 => if s % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", s % 60) },
+        s if s < 600 => {
+            if s % 60 == 0 {
+                format!("{m}m")
+            } else {
+                format!("{m}m{}s", s % 60)
+            }
+        }
         s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) },
+        s if s < 8 * 3600 => {
+            if m % 60 == 0 {
+                format!("{h}h")
+            } else {
+                format!("{h}h{}m", m % 60)
+            }
+        }
         s if s < 48 * 3600 => format!("{h}h"),
-        s if s < 8 * 86400 => if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) },
+        s if s < 8 * 86400 => {
+            if h % 24 == 0 {
+                format!("{d}d")
+            } else {
+                format!("{d}d{}h", h % 24)
+            }
+        }
         s if s < 2 * 365 * 86400 => format!("{d}d"),
         _ => format!("{}y", d / 365),
     }
@@ -44,11 +66,17 @@ fn len_of(obj: &Value, ptr: &str) -> usize {
 }
 
 fn age(obj: &Value) -> Value {
-    json!(human_age(obj.pointer("/metadata/creationTimestamp").and_then(Value::as_str)))
+    json!(human_age(
+        obj.pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+    ))
 }
 
 fn node_status(obj: &Value) -> String {
-    let ready = obj.pointer("/status/conditions").and_then(Value::as_array).and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    let ready = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
     let mut status = match ready.map(|c| s(c, "/status")) {
         Some("True") => "Ready".to_string(),
         Some("False") => "NotReady".to_string(),
@@ -68,15 +96,37 @@ fn node_roles(obj: &Value) -> String {
         .flatten()
         .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/"))
         .collect();
-    if roles.is_empty() { "<none>".into() } else { roles.join(",") }
+    if roles.is_empty() {
+        "<none>".into()
+    } else {
+        roles.join(",")
+    }
 }
 
 fn pod_cells(obj: &Value) -> Vec<Value> {
-    let statuses = obj.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+    let statuses = obj
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-    let restarts: i64 = statuses.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
-    let phase = if obj.pointer("/metadata/deletionTimestamp").is_some() { "Terminating" } else { s(obj, "/status/phase") };
-    vec![json!(format!("{ready}/{}", len_of(obj, "/spec/containers"))), json!(phase), json!(restarts), age(obj), json!(or_none(s(obj, "/status/podIP"))), json!(or_none(s(obj, "/spec/nodeName")))]
+    let restarts: i64 = statuses
+        .iter()
+        .filter_map(|c| c["restartCount"].as_i64())
+        .sum();
+    let phase = if obj.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating"
+    } else {
+        s(obj, "/status/phase")
+    };
+    vec![
+        json!(format!("{ready}/{}", len_of(obj, "/spec/containers"))),
+        json!(phase),
+        json!(restarts),
+        age(obj),
+        json!(or_none(s(obj, "/status/podIP"))),
+        json!(or_none(s(obj, "/spec/nodeName"))),
+    ]
 }
 
 fn or_none(v: &str) -> &str {
@@ -84,45 +134,176 @@ fn or_none(v: &str) -> &str {
 }
 
 fn event_cells(obj: &Value, regarding: &str, message: &str) -> Vec<Value> {
-    let last = [ "/lastTimestamp", "/eventTime", "/deprecatedLastTimestamp", "/metadata/creationTimestamp"]
-        .iter()
-        .find_map(|p| obj.pointer(p).and_then(Value::as_str).filter(|t| !t.is_empty()));
-    let object = format!("{}/{}", s(obj, &format!("{regarding}/kind")).to_lowercase(), s(obj, &format!("{regarding}/name")));
-    vec![json!(human_age(last)), json!(s(obj, "/type")), json!(s(obj, "/reason")), json!(object), json!(s(obj, message))]
+    let last = [
+        "/lastTimestamp",
+        "/eventTime",
+        "/deprecatedLastTimestamp",
+        "/metadata/creationTimestamp",
+    ]
+    .iter()
+    .find_map(|p| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+    });
+    let object = format!(
+        "{}/{}",
+        s(obj, &format!("{regarding}/kind")).to_lowercase(),
+        s(obj, &format!("{regarding}/name"))
+    );
+    vec![
+        json!(human_age(last)),
+        json!(s(obj, "/type")),
+        json!(s(obj, "/reason")),
+        json!(object),
+        json!(s(obj, message)),
+    ]
 }
 
 /// Columns (after Name) and the cell function of a built-in kind.
 type Cells = fn(&Value) -> Vec<Value>;
 
 fn builtin_columns(group: &str, kind: &str) -> (Vec<Value>, Cells) {
-    let age_col = || col("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0);
+    let age_col = || {
+        col(
+            "Age",
+            "string",
+            "",
+            "CreationTimestamp is a timestamp representing the server time when this object was created.",
+            0,
+        )
+    };
     match (group, kind) {
-        ("", "Namespace") => (vec![col("Status", "string", "", "The status of the namespace", 0), age_col()], |o| vec![json!(s(o, "/status/phase")), age(o)]),
+        ("", "Namespace") => (
+            vec![
+                col("Status", "string", "", "The status of the namespace", 0),
+                age_col(),
+            ],
+            |o| vec![json!(s(o, "/status/phase")), age(o)],
+        ),
         ("", "Pod") => (
-            vec![col("Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic.", 0), col("Status", "string", "", "The aggregate status of the containers in this pod.", 0), col("Restarts", "string", "", "The number of times the containers in this pod have been restarted.", 0), age_col(), col("IP", "string", "", "IP address allocated to the pod.", 1), col("Node", "string", "", "Name of the node the pod is assigned to.", 1)],
+            vec![
+                col(
+                    "Ready",
+                    "string",
+                    "",
+                    "The aggregate readiness state of this pod for accepting traffic.",
+                    0,
+                ),
+                col(
+                    "Status",
+                    "string",
+                    "",
+                    "The aggregate status of the containers in this pod.",
+                    0,
+                ),
+                col(
+                    "Restarts",
+                    "string",
+                    "",
+                    "The number of times the containers in this pod have been restarted.",
+                    0,
+                ),
+                age_col(),
+                col("IP", "string", "", "IP address allocated to the pod.", 1),
+                col(
+                    "Node",
+                    "string",
+                    "",
+                    "Name of the node the pod is assigned to.",
+                    1,
+                ),
+            ],
             pod_cells,
         ),
-        ("", "Secret") => (vec![col("Type", "string", "", "The type of the secret", 0), col("Data", "string", "", "The number of entries in Data", 0), age_col()], |o| vec![json!(s(o, "/type")), json!(len_of(o, "/data")), age(o)]),
-        ("", "ConfigMap") => (vec![col("Data", "string", "", "Number of entries in Data", 0), age_col()], |o| vec![json!(len_of(o, "/data") + len_of(o, "/binaryData")), age(o)]),
-        ("", "ServiceAccount") => (vec![col("Secrets", "string", "", "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount", 0), age_col()], |o| vec![json!(len_of(o, "/secrets")), age(o)]),
-        ("", "Node") => (
-            vec![col("Status", "string", "", "The status of the node", 0), col("Roles", "string", "", "The roles of the node", 0), age_col(), col("Version", "string", "", "Kubelet Version reported by the node.", 0)],
-            |o| vec![json!(node_status(o)), json!(node_roles(o)), age(o), json!(s(o, "/status/nodeInfo/kubeletVersion"))],
+        ("", "Secret") => (
+            vec![
+                col("Type", "string", "", "The type of the secret", 0),
+                col("Data", "string", "", "The number of entries in Data", 0),
+                age_col(),
+            ],
+            |o| vec![json!(s(o, "/type")), json!(len_of(o, "/data")), age(o)],
         ),
-        ("coordination.k8s.io", "Lease") => (vec![col("Holder", "string", "", "The holder of the lease", 0), age_col()], |o| vec![json!(s(o, "/spec/holderIdentity")), age(o)]),
-        ("", "Event") => (event_columns(), |o| event_cells(o, "/involvedObject", "/message")),
+        ("", "ConfigMap") => (
+            vec![
+                col("Data", "string", "", "Number of entries in Data", 0),
+                age_col(),
+            ],
+            |o| vec![json!(len_of(o, "/data") + len_of(o, "/binaryData")), age(o)],
+        ),
+        ("", "ServiceAccount") => (
+            vec![
+                col(
+                    "Secrets",
+                    "string",
+                    "",
+                    "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount",
+                    0,
+                ),
+                age_col(),
+            ],
+            |o| vec![json!(len_of(o, "/secrets")), age(o)],
+        ),
+        ("", "Node") => (
+            vec![
+                col("Status", "string", "", "The status of the node", 0),
+                col("Roles", "string", "", "The roles of the node", 0),
+                age_col(),
+                col(
+                    "Version",
+                    "string",
+                    "",
+                    "Kubelet Version reported by the node.",
+                    0,
+                ),
+            ],
+            |o| {
+                vec![
+                    json!(node_status(o)),
+                    json!(node_roles(o)),
+                    age(o),
+                    json!(s(o, "/status/nodeInfo/kubeletVersion")),
+                ]
+            },
+        ),
+        ("coordination.k8s.io", "Lease") => (
+            vec![
+                col("Holder", "string", "", "The holder of the lease", 0),
+                age_col(),
+            ],
+            |o| vec![json!(s(o, "/spec/holderIdentity")), age(o)],
+        ),
+        ("", "Event") => (event_columns(), |o| {
+            event_cells(o, "/involvedObject", "/message")
+        }),
         ("events.k8s.io", "Event") => (event_columns(), |o| event_cells(o, "/regarding", "/note")),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => (vec![col("Created At", "date", "", "", 0)], |o| vec![o.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)]),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            (vec![col("Created At", "date", "", "", 0)], |o| {
+                vec![
+                    o.pointer("/metadata/creationTimestamp")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                ]
+            })
+        }
         _ => (vec![age_col()], |o| vec![age(o)]),
     }
 }
 
 fn event_columns() -> Vec<Value> {
-    vec![col("Last Seen", "string", "", "", 0), col("Type", "string", "", "", 0), col("Reason", "string", "", "", 0), col("Object", "string", "", "", 0), col("Message", "string", "", "", 0)]
+    vec![
+        col("Last Seen", "string", "", "", 0),
+        col("Type", "string", "", "", 0),
+        col("Reason", "string", "", "", 0),
+        col("Object", "string", "", "", 0),
+        col("Message", "string", "", "", 0),
+    ]
 }
 
 fn custom_cell(column: &PrinterColumn, obj: &Value) -> Value {
-    let Some(first) = jsonpath::find(obj, &column.json_path).into_iter().next() else { return Value::Null };
+    let Some(first) = jsonpath::find(obj, &column.json_path).into_iter().next() else {
+        return Value::Null;
+    };
     match (column.type_.as_str(), first) {
         // Like kube-apiserver's custom resource table convertor: dates print as ages.
         ("date", Value::String(s)) => json!(human_age(Some(&s))),
@@ -132,18 +313,42 @@ fn custom_cell(column: &PrinterColumn, obj: &Value) -> Value {
     }
 }
 
+/// Computes a row's cells after Name.
+type RowCells = Box<dyn Fn(&Value) -> Vec<Value>>;
+
 /// A `meta.k8s.io/v1 Table` for `items`.
-pub fn render(target: &Target, items: &[Arc<Value>], query: &Query, rv: u64, list_meta: Option<Value>) -> Value {
-    let name_col = col("Name", "string", "name", "Name must be unique within a namespace.", 0);
+pub fn render(
+    target: &Target,
+    items: &[Arc<Value>],
+    query: &Query,
+    rv: u64,
+    list_meta: Option<Value>,
+) -> Value {
+    let name_col = col(
+        "Name",
+        "string",
+        "name",
+        "Name must be unique within a namespace.",
+        0,
+    );
     let include_object = query.get("includeObject").unwrap_or("Metadata");
     let version = target.version_def();
-    let (columns, cells): (Vec<Value>, Box<dyn Fn(&Value) -> Vec<Value>>) = if target.def.is_custom() {
+    let (columns, cells): (Vec<Value>, RowCells) = if target.def.is_custom() {
         if version.columns.is_empty() {
-            (vec![col("Age", "date", "", "", 0)], Box::new(|o: &Value| vec![age(o)]))
+            (
+                vec![col("Age", "date", "", "", 0)],
+                Box::new(|o: &Value| vec![age(o)]),
+            )
         } else {
             let defs = version.columns.clone();
-            let cols = defs.iter().map(|c| col(&c.name, &c.type_, &c.format, &c.description, c.priority)).collect();
-            (cols, Box::new(move |o: &Value| defs.iter().map(|c| custom_cell(c, o)).collect()))
+            let cols = defs
+                .iter()
+                .map(|c| col(&c.name, &c.type_, &c.format, &c.description, c.priority))
+                .collect();
+            (
+                cols,
+                Box::new(move |o: &Value| defs.iter().map(|c| custom_cell(c, o)).collect()),
+            )
         }
     } else {
         let (cols, f) = builtin_columns(&target.def.group, &target.def.kind);

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -26,12 +26,17 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
     ca_dn.push(DnType::CommonName, "mk8-dev-ca");
     ca_params.distinguished_name = ca_dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).context("self-signing CA")?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate().context("generating serving key")?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).context("serving cert params")?;
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string()]).context("serving cert params")?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "mk8-dev-apiserver");
     params.distinguished_name = dn;
@@ -42,10 +47,17 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
     if !ips.contains(&bind) && !bind.is_unspecified() {
         ips.push(bind);
     }
-    params.subject_alt_names.extend(ips.into_iter().map(SanType::IpAddress));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params
+        .subject_alt_names
+        .extend(ips.into_iter().map(SanType::IpAddress));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = params.signed_by(&server_key, &issuer).context("signing serving cert")?;
+    let server_cert = params
+        .signed_by(&server_key, &issuer)
+        .context("signing serving cert")?;
 
     // An explicit provider keeps several servers (and other rustls users) in one process independent
     // of whichever process-wide default happens to be installed.
@@ -60,5 +72,8 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
         )
         .context("building TLS config")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(ServingTls { ca_pem: ca_cert.pem(), server_config: Arc::new(config) })
+    Ok(ServingTls {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+    })
 }

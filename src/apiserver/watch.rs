@@ -34,7 +34,11 @@ struct Watcher {
 
 impl Watcher {
     fn selects(&self, obj: &Value) -> bool {
-        if self.target.def.namespaced && !self.target.namespace.is_empty() && obj.pointer("/metadata/namespace").and_then(Value::as_str) != Some(self.target.namespace.as_str()) {
+        if self.target.def.namespaced
+            && !self.target.namespace.is_empty()
+            && obj.pointer("/metadata/namespace").and_then(Value::as_str)
+                != Some(self.target.namespace.as_str())
+        {
             return false;
         }
         if let Some(name) = &self.target.name
@@ -58,12 +62,23 @@ impl Watcher {
     async fn send_object(&self, kind: &str, obj: &Arc<Value>, encoded: Option<&Bytes>) -> bool {
         let presented = self.target.present(obj);
         if self.table {
-            let t = table::render(&self.target, &[presented], &Default::default(), self.last_rv, None);
-            return self.send_raw(kind, &serde_json::to_vec(&t).unwrap_or_default()).await;
+            let t = table::render(
+                &self.target,
+                &[presented],
+                &Default::default(),
+                self.last_rv,
+                None,
+            );
+            return self
+                .send_raw(kind, &serde_json::to_vec(&t).unwrap_or_default())
+                .await;
         }
         match encoded {
             Some(bytes) if Arc::ptr_eq(&presented, obj) => self.send_raw(kind, bytes).await,
-            _ => self.send_raw(kind, &serde_json::to_vec(&*presented).unwrap_or_default()).await,
+            _ => {
+                self.send_raw(kind, &serde_json::to_vec(&*presented).unwrap_or_default())
+                    .await
+            }
         }
     }
 
@@ -82,7 +97,8 @@ impl Watcher {
             (EventKind::Deleted, true, _) => EventKind::Deleted,
             _ => return true,
         };
-        self.send_object(kind.as_str(), &event.object, Some(event.encoded())).await
+        self.send_object(kind.as_str(), &event.object, Some(event.encoded()))
+            .await
     }
 
     async fn bookmark(&self, initial_end: bool) -> bool {
@@ -91,32 +107,51 @@ impl Watcher {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj = json!({"kind": self.target.def.kind, "apiVersion": self.target.api_version(), "metadata": meta});
-        self.send_raw("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default()).await
+        self.send_raw("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
+            .await
     }
 
     async fn expired(&self, requested: u64, oldest: u64) {
         let status = ApiError::Expired(requested, oldest).to_status();
-        self.send_raw("ERROR", &serde_json::to_vec(&status).unwrap_or_default()).await;
+        self.send_raw("ERROR", &serde_json::to_vec(&status).unwrap_or_default())
+            .await;
     }
 }
 
 /// Serve `?watch=true` (or a `/watch/` path) as a stream of newline-delimited JSON events.
 pub fn watch(state: &Arc<State>, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
     let filters = Filters::parse(target, &req.query)?;
-    let rv_param = req.query.get("resourceVersion").unwrap_or_default().to_string();
+    let rv_param = req
+        .query
+        .get("resourceVersion")
+        .unwrap_or_default()
+        .to_string();
     let send_initial = req.query.get("sendInitialEvents") == Some("true");
     let bookmarks = req.query.flag("allowWatchBookmarks");
     let timeout = match req.query.get("timeoutSeconds") {
-        Some(t) if !t.is_empty() => Duration::from_secs(t.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) if !t.is_empty() => Duration::from_secs(
+            t.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
         _ => DEFAULT_TIMEOUT,
     };
-    let requested_rv: Option<u64> = if send_initial || rv_param.is_empty() || rv_param == "0" {
-        None
-    } else {
-        Some(rv_param.parse().map_err(|_| ApiError::BadRequest(format!("invalid resource version {rv_param:?}")))?)
-    };
+    let requested_rv: Option<u64> =
+        if send_initial || rv_param.is_empty() || rv_param == "0" {
+            None
+        } else {
+            Some(rv_param.parse().map_err(|_| {
+                ApiError::BadRequest(format!("invalid resource version {rv_param:?}"))
+            })?)
+        };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let mut watcher = Watcher { state: state.clone(), target: target.clone(), filters, table: req.wants_table(), tx, last_rv: 0 };
+    let mut watcher = Watcher {
+        state: state.clone(),
+        target: target.clone(),
+        filters,
+        table: req.wants_table(),
+        tx,
+        last_rv: 0,
+    };
     let epoch = state.store.watch_epoch();
     tokio::spawn(async move {
         let gr = watcher.target.gr();
@@ -179,7 +214,11 @@ pub fn watch(state: &Arc<State>, target: &Target, req: &ApiRequest) -> ApiResult
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
+    });
     Ok(Response::builder()
         .status(200)
         .header("content-type", "application/json")

@@ -33,7 +33,9 @@ pub fn check_type(target: &Target, obj: &mut Value) -> ApiResult<()> {
         Some(av) => {
             let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
             if group != target.def.group || target.def.version(version).is_none() {
-                return Err(ApiError::BadRequest(format!("the API version in the data ({av}) does not match the expected API version ({expected_av})")));
+                return Err(ApiError::BadRequest(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({expected_av})"
+                )));
             }
         }
     }
@@ -41,7 +43,10 @@ pub fn check_type(target: &Target, obj: &mut Value) -> ApiResult<()> {
         None | Some("") => obj["kind"] = json!(target.def.kind),
         Some(k) if k == target.def.kind => {}
         Some(k) => {
-            return Err(ApiError::BadRequest(format!("the kind in the data ({k}) does not match the expected kind ({})", target.def.kind)));
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                target.def.kind
+            )));
         }
     }
     if !obj.get("metadata").is_none_or(Value::is_object) {
@@ -71,11 +76,17 @@ fn generate_name(obj: &mut Value) {
     if !name_of(obj).is_empty() {
         return;
     }
-    if let Some(prefix) = obj.pointer("/metadata/generateName").and_then(Value::as_str).map(String::from) {
+    if let Some(prefix) = obj
+        .pointer("/metadata/generateName")
+        .and_then(Value::as_str)
+        .map(String::from)
+    {
         // The alphabet kube-apiserver uses (no vowels, no look-alikes).
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let mut rng = rand::rng();
-        let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+        let suffix: String = (0..5)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
         obj["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
 }
@@ -85,20 +96,36 @@ fn ensure_namespace(state: &State, target: &Target) -> ApiResult<()> {
         return Ok(());
     }
     let ns_gr = (String::new(), "namespaces".to_string());
-    match state.store.get(&ns_gr, &(String::new(), target.namespace.clone())) {
-        None => Err(ApiError::NotFound(super::status::Subject { resource: "namespaces".into(), name: target.namespace.clone(), ..Default::default() })),
-        Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::Forbidden(format!(
-            "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
-            target.def.plural,
-            target.name.as_deref().unwrap_or_default(),
-            target.namespace
-        ))),
+    match state
+        .store
+        .get(&ns_gr, &(String::new(), target.namespace.clone()))
+    {
+        None => Err(ApiError::NotFound(Box::new(super::status::Subject {
+            resource: "namespaces".into(),
+            name: target.namespace.clone(),
+            ..Default::default()
+        }))),
+        Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => {
+            Err(ApiError::Forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                target.def.plural,
+                target.name.as_deref().unwrap_or_default(),
+                target.namespace
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
 
 /// Create `obj` (already type-checked): namespace, name, admission, storage.
-fn create_object(state: &State, target: &Target, mut obj: Value, query: &Query, manager: &str, op: Op) -> ApiResult<Arc<Value>> {
+fn create_object(
+    state: &State,
+    target: &Target,
+    mut obj: Value,
+    query: &Query,
+    manager: &str,
+    op: Op,
+) -> ApiResult<Arc<Value>> {
     set_namespace(target, &mut obj)?;
     generate_name(&mut obj);
     ensure_namespace(state, target)?;
@@ -113,7 +140,10 @@ fn create_object(state: &State, target: &Target, mut obj: Value, query: &Query, 
     if query.dry_run() {
         return Ok(Arc::new(obj));
     }
-    let stored = state.store.create(&target.gr(), target.key_of(&name), obj).map_err(|_| ApiError::AlreadyExists(target.subject(&name)))?;
+    let stored = state
+        .store
+        .create(&target.gr(), target.key_of(&name), obj)
+        .map_err(|_| ApiError::AlreadyExists(target.subject(&name)))?;
     if target.def.builtin == Builtin::Crd {
         crd::activate(state, &stored);
     }
@@ -124,7 +154,14 @@ fn create_object(state: &State, target: &Target, mut obj: Value, query: &Query, 
 pub fn create(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
     let mut obj = req.decode_object()?;
     check_type(target, &mut obj)?;
-    let created = create_object(state, target, obj, &req.query, &req.field_manager(), Op::Update)?;
+    let created = create_object(
+        state,
+        target,
+        obj,
+        &req.query,
+        &req.field_manager(),
+        Op::Update,
+    )?;
     Ok(json_response(201, &target.present(&created)))
 }
 
@@ -159,7 +196,10 @@ fn write_existing(
     let key = target.key();
     let gr = target.gr();
     for _ in 0..100 {
-        let current = state.store.get(&gr, &key).ok_or_else(|| ApiError::NotFound(target.subject(&name)))?;
+        let current = state
+            .store
+            .get(&gr, &key)
+            .ok_or_else(|| ApiError::NotFound(target.subject(&name)))?;
         let current_rv = object_rv(&current);
         if pinned_rv.is_some_and(|rv| rv != current_rv) {
             return Err(conflict(target, &name));
@@ -182,9 +222,15 @@ fn write_existing(
             return Ok(Arc::new(new));
         }
         let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
-            && new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
+            && new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty);
         let result = if finalized {
-            state.store.delete(&gr, &key, Some(current_rv)).inspect(|gone| after_delete(state, target, gone))
+            state
+                .store
+                .delete(&gr, &key, Some(current_rv))
+                .inspect(|gone| after_delete(state, target, gone))
         } else {
             state.store.update(&gr, &key, current_rv, new)
         };
@@ -208,9 +254,15 @@ fn conflict(target: &Target, name: &str) -> ApiError {
 }
 
 fn pinned(obj: &Value) -> ApiResult<Option<u64>> {
-    match obj.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    match obj
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         None | Some("") => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))),
     }
 }
 
@@ -220,11 +272,22 @@ pub fn update(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Res
     check_type(target, &mut obj)?;
     let name = target.name.clone().unwrap_or_default();
     if name_of(&obj) != name {
-        return Err(ApiError::BadRequest(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&obj))));
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(&obj)
+        )));
     }
     set_namespace(target, &mut obj)?;
     let rv = pinned(&obj)?;
-    let stored = write_existing(state, target, &req.query, &req.field_manager(), rv, Op::Update, &|_| Ok(obj.clone()))?;
+    let stored = write_existing(
+        state,
+        target,
+        &req.query,
+        &req.field_manager(),
+        rv,
+        Op::Update,
+        &|_| Ok(obj.clone()),
+    )?;
     Ok(json_response(200, &target.present(&stored)))
 }
 
@@ -235,19 +298,29 @@ pub fn patch(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Resp
     let name = target.name.clone().unwrap_or_default();
     if kind != PatchKind::Apply {
         let custom = target.def.is_custom();
-        let stored = write_existing(state, target, &req.query, &manager, None, Op::Update, &|current| {
-            let patched = apply_patch(kind, current, &req.body, custom)?;
-            if let Some(rv) = pinned(&patched)?
-                && rv != object_rv(current)
-            {
-                return Err(conflict(target, &name));
-            }
-            Ok(patched)
-        })?;
+        let stored = write_existing(
+            state,
+            target,
+            &req.query,
+            &manager,
+            None,
+            Op::Update,
+            &|current| {
+                let patched = apply_patch(kind, current, &req.body, custom)?;
+                if let Some(rv) = pinned(&patched)?
+                    && rv != object_rv(current)
+                {
+                    return Err(conflict(target, &name));
+                }
+                Ok(patched)
+            },
+        )?;
         return Ok(json_response(200, &target.present(&stored)));
     }
     if req.query.get("fieldManager").is_none_or(str::is_empty) {
-        return Err(ApiError::BadRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set".into()));
+        return Err(ApiError::BadRequest(
+            "PATCH, application/apply-patch+yaml requires fieldManager to be set".into(),
+        ));
     }
     let mut applied = req.decode_object()?;
     check_type(target, &mut applied)?;
@@ -255,13 +328,18 @@ pub fn patch(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Resp
     if name_of(&applied).is_empty()
         && let Some(obj) = applied.as_object_mut()
     {
-        let meta = obj.entry("metadata").or_insert_with(|| serde_json::json!({}));
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| serde_json::json!({}));
         if let Some(meta) = meta.as_object_mut() {
             meta.insert("name".into(), serde_json::Value::String(name.clone()));
         }
     }
     if name_of(&applied) != name {
-        return Err(ApiError::BadRequest(format!("the name of the object ({}) does not match the name on the URL ({name})", name_of(&applied))));
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(&applied)
+        )));
     }
     set_namespace(target, &mut applied)?;
     let force = req.query.flag("force");
@@ -281,9 +359,15 @@ pub fn patch(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Resp
             Err(e) => return Err(e),
         }
     }
-    let stored = write_existing(state, target, &req.query, &manager, None, Op::Apply, &|current| {
-        apply::apply(target, Some(current), &applied, &manager, force, endpoint)
-    })?;
+    let stored = write_existing(
+        state,
+        target,
+        &req.query,
+        &manager,
+        None,
+        Op::Apply,
+        &|current| apply::apply(target, Some(current), &applied, &manager, force, endpoint),
+    )?;
     Ok(json_response(200, &target.present(&stored)))
 }
 
@@ -296,19 +380,42 @@ struct DeleteOptions {
 }
 
 fn delete_options(req: &ApiRequest) -> ApiResult<DeleteOptions> {
-    let body = if req.body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { req.decode_object()? };
-    let mut propagation = body.get("propagationPolicy").and_then(Value::as_str).or(req.query.get("propagationPolicy")).unwrap_or("Background").to_string();
-    if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) || req.query.flag("orphanDependents") {
+    let body = if req.body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        req.decode_object()?
+    };
+    let mut propagation = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .or(req.query.get("propagationPolicy"))
+        .unwrap_or("Background")
+        .to_string();
+    if body.get("orphanDependents").and_then(Value::as_bool) == Some(true)
+        || req.query.flag("orphanDependents")
+    {
         propagation = "Orphan".into();
     }
     if !matches!(propagation.as_str(), "Background" | "Foreground" | "Orphan") {
-        return Err(ApiError::BadRequest(format!("propagationPolicy: Unsupported value: {propagation:?}")));
+        return Err(ApiError::BadRequest(format!(
+            "propagationPolicy: Unsupported value: {propagation:?}"
+        )));
     }
     Ok(DeleteOptions {
         propagation,
-        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
-        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from),
-        dry_run: req.query.dry_run() || body.get("dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()),
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from),
+        dry_run: req.query.dry_run()
+            || body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| !d.is_empty()),
     })
 }
 
@@ -320,27 +427,63 @@ fn after_delete(state: &State, target: &Target, gone: &Value) {
 }
 
 /// Delete one object (finalizers and propagation policy honoured); returns what to answer.
-fn delete_object(state: &State, target: &Target, name: &str, opts: &DeleteOptions, dry_run: bool) -> ApiResult<Arc<Value>> {
+fn delete_object(
+    state: &State,
+    target: &Target,
+    name: &str,
+    opts: &DeleteOptions,
+    dry_run: bool,
+) -> ApiResult<Arc<Value>> {
     let gr = target.gr();
     let key = target.key_of(name);
     for _ in 0..100 {
-        let current = state.store.get(&gr, &key).ok_or_else(|| ApiError::NotFound(target.subject(name)))?;
-        let uid = current.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        let current = state
+            .store
+            .get(&gr, &key)
+            .ok_or_else(|| ApiError::NotFound(target.subject(name)))?;
+        let uid = current
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if opts.uid.as_ref().is_some_and(|u| *u != uid) {
-            return Err(ApiError::Conflict(target.subject(name), format!("Precondition failed: UID in precondition: {}, UID in object meta: {uid}", opts.uid.clone().unwrap_or_default())));
+            return Err(ApiError::Conflict(
+                target.subject(name),
+                format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {uid}",
+                    opts.uid.clone().unwrap_or_default()
+                ),
+            ));
         }
         let rv = object_rv(&current);
-        if opts.resource_version.as_ref().is_some_and(|r| *r != rv.to_string()) {
-            return Err(ApiError::Conflict(target.subject(name), format!("Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {rv}", opts.resource_version.clone().unwrap_or_default())));
+        if opts
+            .resource_version
+            .as_ref()
+            .is_some_and(|r| *r != rv.to_string())
+        {
+            return Err(ApiError::Conflict(
+                target.subject(name),
+                format!(
+                    "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {rv}",
+                    opts.resource_version.clone().unwrap_or_default()
+                ),
+            ));
         }
         if dry_run {
             return Ok(current);
         }
-        let mut finalizers: Vec<Value> = current.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut finalizers: Vec<Value> = current
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if opts.propagation == "Orphan" {
             gc::orphan_dependents(state, &uid);
         }
-        if opts.propagation == "Foreground" && !finalizers.contains(&json!("foregroundDeletion")) && gc::has_dependents(state, &uid) {
+        if opts.propagation == "Foreground"
+            && !finalizers.contains(&json!("foregroundDeletion"))
+            && gc::has_dependents(state, &uid)
+        {
             finalizers.push(json!("foregroundDeletion"));
         }
         let is_namespace = target.def.builtin == Builtin::Namespace;
@@ -354,7 +497,13 @@ fn delete_object(state: &State, target: &Target, name: &str, opts: &DeleteOption
                 Err(_) => return Err(ApiError::NotFound(target.subject(name))),
             }
         }
-        if current.pointer("/metadata/deletionTimestamp").is_some() && current.pointer("/metadata/finalizers").and_then(Value::as_array).map(Vec::len) == Some(finalizers.len()) {
+        if current.pointer("/metadata/deletionTimestamp").is_some()
+            && current
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                == Some(finalizers.len())
+        {
             return Ok(current);
         }
         let mut marked = (*current).clone();
@@ -390,13 +539,24 @@ pub fn delete(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Res
 }
 
 /// DELETE of a collection (label/field selectors honoured).
-pub fn delete_collection(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
+pub fn delete_collection(
+    state: &State,
+    target: &Target,
+    req: &ApiRequest,
+) -> ApiResult<Response<Body>> {
     let opts = delete_options(req)?;
     let (items, _) = super::read::select(state, target, &req.query)?;
     let mut deleted = Vec::new();
     for item in items {
         let name = name_of(&item).to_string();
-        let ns_target = Target { namespace: item.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_string(), ..target.clone() };
+        let ns_target = Target {
+            namespace: item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            ..target.clone()
+        };
         match delete_object(state, &ns_target, &name, &opts, opts.dry_run) {
             Ok(gone) => deleted.push((*target.present(&gone)).clone()),
             Err(ApiError::NotFound(_)) => {}
@@ -414,15 +574,36 @@ pub fn delete_collection(state: &State, target: &Target, req: &ApiRequest) -> Ap
 
 /// POST pods/<name>/eviction: the pod is deleted (no disruption budgets here).
 pub fn evict(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Response<Body>> {
-    let body = if req.body.is_empty() { json!({}) } else { req.decode_object()? };
+    let body = if req.body.is_empty() {
+        json!({})
+    } else {
+        req.decode_object()?
+    };
     let opts = DeleteOptions {
-        propagation: body.pointer("/deleteOptions/propagationPolicy").and_then(Value::as_str).unwrap_or("Background").to_string(),
-        uid: body.pointer("/deleteOptions/preconditions/uid").and_then(Value::as_str).map(String::from),
+        propagation: body
+            .pointer("/deleteOptions/propagationPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Background")
+            .to_string(),
+        uid: body
+            .pointer("/deleteOptions/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from),
         resource_version: None,
-        dry_run: req.query.dry_run() || body.pointer("/deleteOptions/dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()),
+        dry_run: req.query.dry_run()
+            || body
+                .pointer("/deleteOptions/dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| !d.is_empty()),
     };
     let name = target.name.clone().unwrap_or_default();
-    let pod_target = Target { subresource: None, ..target.clone() };
+    let pod_target = Target {
+        subresource: None,
+        ..target.clone()
+    };
     delete_object(state, &pod_target, &name, &opts, opts.dry_run)?;
-    Ok(json_response(201, &success_status(json!({"name": name, "kind": "pods"}))))
+    Ok(json_response(
+        201,
+        &success_status(json!({"name": name, "kind": "pods"})),
+    ))
 }

@@ -16,7 +16,13 @@ use super::{Cluster, eventually};
 
 /// A test-only kind.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(group = "ctl.test.mk8.io", version = "v1", kind = "Gizmo", namespaced, status = "GizmoStatus")]
+#[kube(
+    group = "ctl.test.mk8.io",
+    version = "v1",
+    kind = "Gizmo",
+    namespaced,
+    status = "GizmoStatus"
+)]
 pub struct GizmoSpec {
     pub message: String,
 }
@@ -59,16 +65,36 @@ async fn reconcile(g: Arc<Gizmo>, ctx: Arc<Ctx>) -> Result<Action, ReconcileErro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_with_finalizer_runs_create_reconcile_delete() {
     let c = Cluster::start().await;
-    c.server.apply_manifests(&serde_yaml::to_string(&Gizmo::crd()).unwrap()).await.unwrap();
+    c.server
+        .apply_manifests(&serde_yaml::to_string(&Gizmo::crd()).unwrap())
+        .await
+        .unwrap();
     let client = c.server.client().await.unwrap();
-    let ctx = Arc::new(Ctx { client: client.clone(), cleanups: AtomicUsize::new(0) });
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        cleanups: AtomicUsize::new(0),
+    });
     let api: Api<Gizmo> = Api::namespaced(client.clone(), "default");
     let controller = Controller::new(Api::<Gizmo>::all(client.clone()), Default::default())
-        .run(reconcile, |_, _, _| Action::requeue(Duration::from_millis(200)), ctx.clone())
+        .run(
+            reconcile,
+            |_, _, _| Action::requeue(Duration::from_millis(200)),
+            ctx.clone(),
+        )
         .for_each(|_| async {});
     let handle = tokio::spawn(controller);
 
-    api.create(&PostParams::default(), &Gizmo::new("g1", GizmoSpec { message: "hello".into() })).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &Gizmo::new(
+            "g1",
+            GizmoSpec {
+                message: "hello".into(),
+            },
+        ),
+    )
+    .await
+    .unwrap();
     let reconciled = eventually(Duration::from_secs(20), "status echoed", async || {
         let g = api.get("g1").await.ok()?;
         (g.status.as_ref().and_then(|s| s.echoed.as_deref()) == Some("hello")).then_some(g)
@@ -76,10 +102,18 @@ async fn controller_with_finalizer_runs_create_reconcile_delete() {
     .await;
     assert!(reconciled.finalizers().iter().any(|f| f == FINALIZER));
     // kubectl sees it too, and waits for the finalizer to be handled on delete.
-    assert!(c.ok(&["get", "gizmos", "-o", "name"]).contains("gizmo.ctl.test.mk8.io/g1"));
+    assert!(
+        c.ok(&["get", "gizmos", "-o", "name"])
+            .contains("gizmo.ctl.test.mk8.io/g1")
+    );
 
     api.delete("g1", &DeleteParams::default()).await.unwrap();
-    eventually(Duration::from_secs(20), "g1 deleted after cleanup", async || api.get_opt("g1").await.unwrap().is_none().then_some(())).await;
+    eventually(
+        Duration::from_secs(20),
+        "g1 deleted after cleanup",
+        async || api.get_opt("g1").await.unwrap().is_none().then_some(()),
+    )
+    .await;
     assert_eq!(ctx.cleanups.load(Ordering::SeqCst), 1);
     handle.abort();
 }

@@ -29,7 +29,15 @@ async fn finalizers_hold_deletion_until_removed() {
     let cm = c.json(&["configmap", "held"]);
     assert!(cm["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(cm["metadata"]["deletionGracePeriodSeconds"], 0);
-    c.ok(&["patch", "configmap", "held", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    c.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     assert!(gone(&c, "held").await);
 }
 
@@ -40,7 +48,10 @@ async fn background_deletion_collects_dependents() {
     let owner = c.json(&["configmap", "owner"]);
     c.apply(&owned(&owner, "child"));
     c.ok(&["delete", "configmap", "owner"]);
-    eventually(Duration::from_secs(10), "child collected", async || gone(&c, "child").await.then_some(())).await;
+    eventually(Duration::from_secs(10), "child collected", async || {
+        gone(&c, "child").await.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +63,12 @@ async fn orphan_deletion_keeps_dependents_without_the_reference() {
     c.ok(&["delete", "configmap", "owner", "--cascade=orphan"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let child = c.json(&["configmap", "child"]);
-    assert!(child["metadata"].get("ownerReferences").is_none_or(|r| r.as_array().unwrap().is_empty()), "{child}");
+    assert!(
+        child["metadata"]
+            .get("ownerReferences")
+            .is_none_or(|r| r.as_array().unwrap().is_empty()),
+        "{child}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,18 +76,49 @@ async fn foreground_deletion_waits_for_dependents() {
     let c = Cluster::start().await;
     c.ok(&["create", "configmap", "owner"]);
     let owner = c.json(&["configmap", "owner"]);
-    c.apply(&owned(&owner, "child").replace("  ownerReferences:", "  finalizers: [mk8.io/hold]\n  ownerReferences:"));
-    c.ok(&["delete", "configmap", "owner", "--cascade=foreground", "--wait=false"]);
+    c.apply(&owned(&owner, "child").replace(
+        "  ownerReferences:",
+        "  finalizers: [mk8.io/hold]\n  ownerReferences:",
+    ));
+    c.ok(&[
+        "delete",
+        "configmap",
+        "owner",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
     let owner = eventually(Duration::from_secs(10), "owner marked", async || {
         let o = c.json(&["configmap", "owner"]);
         o["metadata"]["deletionTimestamp"].is_string().then_some(o)
     })
     .await;
-    assert!(owner["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "foregroundDeletion"));
-    eventually(Duration::from_secs(10), "child marked", async || c.json(&["configmap", "child"])["metadata"]["deletionTimestamp"].is_string().then_some(())).await;
+    assert!(
+        owner["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "foregroundDeletion")
+    );
+    eventually(Duration::from_secs(10), "child marked", async || {
+        c.json(&["configmap", "child"])["metadata"]["deletionTimestamp"]
+            .is_string()
+            .then_some(())
+    })
+    .await;
     assert!(!gone(&c, "owner").await, "owner waits for its dependent");
-    c.ok(&["patch", "configmap", "child", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
-    eventually(Duration::from_secs(10), "owner deleted", async || gone(&c, "owner").await.then_some(())).await;
+    c.ok(&[
+        "patch",
+        "configmap",
+        "child",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(Duration::from_secs(10), "owner deleted", async || {
+        gone(&c, "owner").await.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +137,13 @@ async fn delete_preconditions_and_collection() {
     let c = Cluster::start().await;
     let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     c.ok(&["create", "configmap", "pre"]);
-    let dp = DeleteParams { preconditions: Some(Preconditions { uid: Some("not-the-uid".into()), resource_version: None }), ..Default::default() };
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some("not-the-uid".into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
     match api.delete("pre", &dp).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 409),
         other => panic!("expected precondition failure, got {other:?}"),
@@ -99,8 +152,20 @@ async fn delete_preconditions_and_collection() {
         c.ok(&["create", "configmap", n]);
     }
     c.ok(&["label", "configmap", "a", "b", "sweep=yes"]);
-    api.delete_collection(&DeleteParams::default(), &kube::api::ListParams::default().labels("sweep=yes")).await.unwrap();
-    let mut left: Vec<String> = api.list(&Default::default()).await.unwrap().items.into_iter().map(|c| c.metadata.name.unwrap()).collect();
+    api.delete_collection(
+        &DeleteParams::default(),
+        &kube::api::ListParams::default().labels("sweep=yes"),
+    )
+    .await
+    .unwrap();
+    let mut left: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
     left.sort();
     assert_eq!(left, vec!["c", "pre"]);
 }

@@ -40,11 +40,20 @@ impl Cluster {
     /// Start a server with a given configuration.
     pub async fn start_with(config: DevServerConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let server = DevServer::start(config).await.expect("dev API server starts");
+        let server = DevServer::start(config)
+            .await
+            .expect("dev API server starts");
         let kubeconfig = dir.path().join("kube/config");
-        server.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+        server
+            .write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
         let cache = dir.path().join("cache");
-        Cluster { server, kubeconfig, cache, dir }
+        Cluster {
+            server,
+            kubeconfig,
+            cache,
+            dir,
+        }
     }
 
     /// Run kubectl with optional stdin.
@@ -61,7 +70,9 @@ impl Cluster {
             .spawn()
             .expect("kubectl runs");
         let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("stdin written");
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("stdin written");
         drop(input);
         child.wait_with_output().expect("kubectl finishes")
     }
@@ -74,14 +85,25 @@ impl Cluster {
     /// kubectl with stdin that must succeed; returns stdout.
     pub fn ok_in(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
-        assert!(out.status.success(), "kubectl {} failed:\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// kubectl that must fail; returns stderr.
     pub fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
-        assert!(!out.status.success(), "kubectl {} unexpectedly succeeded:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} unexpectedly succeeded:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -105,13 +127,33 @@ impl Cluster {
     }
 
     /// A raw HTTP request through kube-rs (token and CA from the kubeconfig).
-    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
         let client = self.server.client().await.expect("client");
-        let request = hyper::Request::builder().method(method).uri(path).header("content-type", content_type).body(body).expect("request");
-        let response = client.send(request.map(kube::client::Body::from)).await.expect("response");
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", content_type)
+            .body(body)
+            .expect("request");
+        let response = client
+            .send(request.map(kube::client::Body::from))
+            .await
+            .expect("response");
         let status = response.status().as_u16();
-        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 }
 
@@ -229,7 +271,11 @@ pub async fn with_widgets() -> Cluster {
 }
 
 /// Poll `f` until it returns Some, or panic after `timeout`.
-pub async fn eventually<T>(timeout: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f().await {

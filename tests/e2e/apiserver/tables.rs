@@ -3,7 +3,12 @@
 use super::with_widgets;
 
 fn header(out: &str) -> Vec<String> {
-    out.lines().next().unwrap_or_default().split_whitespace().map(String::from).collect()
+    out.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,11 +20,17 @@ async fn crd_printer_columns() {
     assert_eq!(header(&out), vec!["NAME", "SIZE", "READY", "AGE"], "{out}");
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..3], &["w1", "4", "True"], "{out}");
-    assert!(row[3].ends_with('s'), "age printed from the date column: {out}");
+    assert!(
+        row[3].ends_with('s'),
+        "age printed from the date column: {out}"
+    );
     // A CRD without printer columns gets Name and Age.
     c.apply("apiVersion: test.mk8.io/v1\nkind: Gadget\nmetadata: {name: g1}\n");
     assert_eq!(header(&c.ok(&["get", "gadgets"])), vec!["NAME", "AGE"]);
-    assert_eq!(header(&c.ok(&["get", "crds"])), vec!["NAME", "CREATED", "AT"]);
+    assert_eq!(
+        header(&c.ok(&["get", "crds"])),
+        vec!["NAME", "CREATED", "AT"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,10 +43,22 @@ async fn builtin_columns() {
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l}\nspec: {holderIdentity: leader-1}\n",
     ));
     let cases: [(&[&str], &[&str], &str); 6] = [
-        (&["get", "pods"], &["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "0/2"),
-        (&["get", "secrets"], &["NAME", "TYPE", "DATA", "AGE"], "kubernetes.io/tls"),
+        (
+            &["get", "pods"],
+            &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+            "0/2",
+        ),
+        (
+            &["get", "secrets"],
+            &["NAME", "TYPE", "DATA", "AGE"],
+            "kubernetes.io/tls",
+        ),
         (&["get", "configmaps"], &["NAME", "DATA", "AGE"], ""),
-        (&["get", "nodes"], &["NAME", "STATUS", "ROLES", "AGE", "VERSION"], "control-plane"),
+        (
+            &["get", "nodes"],
+            &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+            "control-plane",
+        ),
         (&["get", "leases"], &["NAME", "HOLDER", "AGE"], "leader-1"),
         (&["get", "namespaces"], &["NAME", "STATUS", "AGE"], "Active"),
     ];
@@ -49,5 +72,8 @@ async fn builtin_columns() {
     assert!(header(&wide).contains(&"NODE".to_string()), "{wide}");
     // Labels shown from the row's metadata object.
     c.ok(&["label", "secret", "s", "tier=web"]);
-    assert!(c.ok(&["get", "secrets", "--show-labels"]).contains("tier=web"));
+    assert!(
+        c.ok(&["get", "secrets", "--show-labels"])
+            .contains("tier=web")
+    );
 }

@@ -8,7 +8,7 @@ use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use super::error::{Category, Error, backoff_delay};
+use super::error::{Error, backoff_delay};
 use super::metrics::Metrics;
 use crate::providers::Providers;
 
@@ -73,6 +73,15 @@ impl Context {
 
     /// Decide when to retry after `error`, counting the failure for `key`.
     pub fn retry_after(&self, controller: &str, key: &str, error: &Error) -> Action {
+        match self.retry_delay(controller, key, error) {
+            Some(delay) => Action::requeue(delay),
+            // Invalid input: only a change to the object (which triggers a reconcile) can help.
+            None => Action::await_change(),
+        }
+    }
+
+    /// The delay before the next attempt for `key` (`None`: wait for a change), counting this failure.
+    pub fn retry_delay(&self, controller: &str, key: &str, error: &Error) -> Option<Duration> {
         let category = error.category();
         self.metrics.failure(controller, category);
         let attempt = {
@@ -82,12 +91,7 @@ impl Context {
             *n
         };
         tracing::warn!(controller, object = key, category = category.as_str(), attempt, error = %error, "reconcile failed");
-        match backoff_delay(category, attempt, rand::random::<f64>()) {
-            Some(delay) => Action::requeue(delay),
-            // Invalid input: only a change to the object (which triggers a reconcile) can help.
-            None if category == Category::InvalidInput => Action::await_change(),
-            None => Action::requeue(Duration::from_secs(60)),
-        }
+        backoff_delay(category, attempt, rand::random::<f64>())
     }
 
     /// Publish an Event about `reference`; a failure to publish is logged, never fatal.
@@ -112,5 +116,60 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, reference).await {
             tracing::debug!(error = %e, reason, "could not publish event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    fn context() -> Context {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+        let client = Client::try_from(config).expect("a client needs no connection to exist");
+        let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+        Context::new(
+            client,
+            metrics,
+            Providers::default(),
+            Capabilities::default(),
+        )
+    }
+
+    fn transient() -> Error {
+        Error::CleanupBlocked("the provider is away".into())
+    }
+
+    #[tokio::test]
+    async fn failures_of_one_object_back_off_further_and_reset_on_success() {
+        let ctx = context();
+        let first = ctx.retry_delay("cluster", "fleet/a", &transient()).unwrap();
+        let _ = ctx.retry_delay("cluster", "fleet/a", &transient());
+        let third = ctx.retry_delay("cluster", "fleet/a", &transient()).unwrap();
+        // attempt 1 is at most 0.5s, attempt 3 at least 1s (half of 2s): always further out.
+        assert!(
+            first <= Duration::from_millis(500) && third >= Duration::from_secs(1),
+            "{first:?} then {third:?}"
+        );
+        // Another object starts from scratch.
+        assert!(
+            ctx.retry_delay("cluster", "fleet/b", &transient()).unwrap()
+                <= Duration::from_millis(500)
+        );
+        ctx.succeeded("fleet/a");
+        assert!(
+            ctx.retry_delay("cluster", "fleet/a", &transient()).unwrap()
+                <= Duration::from_millis(500)
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_input_waits_for_a_change() {
+        let ctx = context();
+        let invalid = Error::Serialization(serde_json::from_str::<u8>("x").unwrap_err());
+        assert_eq!(
+            ctx.retry_after("stack", "fleet/s", &invalid),
+            Action::await_change()
+        );
     }
 }

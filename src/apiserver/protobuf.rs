@@ -217,17 +217,15 @@ fn message(buf: &[u8], schema: &[Field]) -> ApiResult<Value> {
             }
             (Kind::RepStr, Wire::Bytes(b)) => {
                 let v = json!(text(b)?);
-                out.entry(name)
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                    .map(|a| a.push(v));
+                if let Some(list) = out.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    list.push(v);
+                }
             }
             (Kind::RepMsg(s), Wire::Bytes(b)) => {
                 let v = message(b, s)?;
-                out.entry(name)
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                    .map(|a| a.push(v));
+                if let Some(list) = out.entry(name).or_insert_with(|| json!([])).as_array_mut() {
+                    list.push(v);
+                }
             }
             _ => return Err(bad("field has an unexpected wire type")),
         }

@@ -3,6 +3,8 @@
 mod artifacts;
 mod crds;
 mod dev;
+#[cfg(feature = "eks")]
+mod kubeconfig;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,9 @@ enum Command {
     Crds(crds::CrdsArgs),
     /// Run a development API server with mk8's CRDs and the operator on this machine.
     Dev(dev::DevArgs),
+    /// Print kubeconfigs of managed clusters for people.
+    #[cfg(feature = "eks")]
+    Kubeconfig(kubeconfig::KubeconfigArgs),
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
@@ -41,6 +46,8 @@ pub fn main() -> ExitCode {
         Command::Artifacts(args) => block_on(artifacts::run(args)),
         Command::Crds(args) => crds::run(args),
         Command::Dev(args) => block_on(dev::run(args)),
+        #[cfg(feature = "eks")]
+        Command::Kubeconfig(args) => block_on(kubeconfig::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

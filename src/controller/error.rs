@@ -39,6 +39,14 @@ pub enum Error {
     /// A cleanup cannot proceed; the finalizer stays until it can.
     #[error("cleanup blocked: {0}")]
     CleanupBlocked(String),
+    /// A provider's cloud API failed in a way worth retrying (throttling, 5xx, network).
+    #[error("{message}")]
+    Provider {
+        /// Transient or Throttled.
+        category: Category,
+        /// What failed, without credentials.
+        message: String,
+    },
 }
 
 impl Error {
@@ -51,6 +59,7 @@ impl Error {
             }
             Error::Kube(_) | Error::CleanupBlocked(_) => Category::Transient,
             Error::Serialization(_) => Category::InvalidInput,
+            Error::Provider { category, .. } => *category,
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),

@@ -98,7 +98,7 @@ where
             metrics,
             Providers {
                 ssh: Some(Arc::new(SshPool::new(Duration::from_secs(15)))),
-                ..Providers::default()
+                eks: eks_driver(&config),
             },
             capabilities,
         ));
@@ -149,6 +149,24 @@ where
         Ok(())
     });
     Ok(Running { admin_addr, done })
+}
+
+/// The EKS driver of this build: the AWS SDK, pointed at `--aws-endpoint-url` when given.
+#[cfg(feature = "eks")]
+fn eks_driver(config: &OperatorConfig) -> Option<Arc<dyn crate::providers::EksApi>> {
+    let driver = crate::providers::eks::SdkEks::new(config.aws_endpoint_url.clone());
+    tracing::info!(
+        driver = %crate::providers::EksApi::describe(&driver),
+        default_region = config.aws_region.as_deref().unwrap_or("(per Cluster)"),
+        "EKS provider enabled"
+    );
+    Some(Arc::new(driver))
+}
+
+/// This build has no EKS provider: Clusters with `spec.eks` say so in status.
+#[cfg(not(feature = "eks"))]
+fn eks_driver(_config: &OperatorConfig) -> Option<Arc<dyn crate::providers::EksApi>> {
+    None
 }
 
 /// Which optional APIs the management cluster serves.

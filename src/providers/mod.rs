@@ -3,6 +3,8 @@
 //! A provider missing from a build leaves the controllers saying so in status (`Ready=False`,
 //! reason `ProviderUnavailable`).
 
+#[cfg(feature = "eks")]
+pub mod eks;
 pub mod rke2;
 pub mod ssh;
 
@@ -14,7 +16,11 @@ use futures::future::BoxFuture;
 
 use ssh::{ExecOutput, KeyVerdict, NodeAccess, Script, SshError, Uploaded};
 
-/// Drives EKS control planes and node groups (aws-sdk-eks).
+#[cfg(feature = "eks")]
+pub use eks::EksApi;
+
+/// Drives EKS control planes and node groups; this build has no EKS provider (feature `eks`).
+#[cfg(not(feature = "eks"))]
 pub trait EksApi: Send + Sync {
     /// Human-readable description of the endpoint in use, for logs.
     fn describe(&self) -> String;

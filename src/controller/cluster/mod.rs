@@ -1,5 +1,7 @@
 //! Cluster controller: observe → validate → status. Provisioning arrives with the provider drivers.
 
+#[cfg(feature = "eks")]
+pub mod eks;
 mod observe;
 pub mod rke2;
 mod validate;
@@ -30,6 +32,8 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         .iter()
         .any(|c| c.type_ == conditions::types::READY);
     let work = rke2::run(&cluster, &ctx, validated).await?;
+    #[cfg(feature = "eks")]
+    let (work, eks_version) = eks::run(&cluster, &ctx, validated, work).await?;
     if let Some(work) = &work {
         verdict.phase = work.phase;
         verdict.conditions.push(work.ready.clone());
@@ -42,6 +46,10 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
             .kubeconfig_secret_name
             .or(status.kubeconfig_secret_name);
     }
+    #[cfg(feature = "eks")]
+    if eks_version.is_some() {
+        status.kubernetes_version = eks_version;
+    }
     status::publish(&ctx, cluster.as_ref(), status).await?;
     Ok(verdict
         .next_check
@@ -51,6 +59,10 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
 
 /// Release what the Cluster owns outside Kubernetes before its finalizer goes.
 pub async fn cleanup(cluster: Arc<Cluster>, _ctx: Arc<Context>) -> Result<Action> {
+    #[cfg(feature = "eks")]
+    if let Some(action) = eks::cleanup(&cluster, &_ctx).await? {
+        return Ok(action);
+    }
     // Nothing outside Kubernetes exists until a provider has recorded an endpoint.
     match cluster.status.as_ref().and_then(|s| s.endpoint.as_ref()) {
         None => Ok(Action::await_change()),

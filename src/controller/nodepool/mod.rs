@@ -1,5 +1,7 @@
 //! NodePool controller: observe → validate → status. Node work arrives with the provider drivers.
 
+#[cfg(feature = "eks")]
+pub mod eks;
 mod observe;
 pub mod rke2;
 mod validate;
@@ -30,6 +32,8 @@ pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
         .iter()
         .any(|c| c.type_ == conditions::types::READY);
     let work = rke2::run(&pool, &observed, &ctx, validated).await?;
+    #[cfg(feature = "eks")]
+    let work = eks::run(&pool, &observed, &ctx, validated, work).await?;
     if let Some(work) = &work {
         verdict.conditions.extend(work.conditions.iter().cloned());
         verdict.next_check = work.requeue;
@@ -47,6 +51,10 @@ pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
 
 /// Release the pool's nodes before its finalizer goes.
 pub async fn cleanup(pool: Arc<NodePool>, _ctx: Arc<Context>) -> Result<Action> {
+    #[cfg(feature = "eks")]
+    if let Some(action) = eks::cleanup(&pool, &_ctx).await? {
+        return Ok(action);
+    }
     // Nodes only exist once a provider has joined them, which it records in status.
     let joined: Vec<&str> = pool
         .status

@@ -1,0 +1,370 @@
+//! EKS managed node group of a NodePool (I/O): create once the control plane is ACTIVE, bring
+//! scaling, labels and taints in line, retry CREATE_FAILED with backoff; delete behind the finalizer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use super::observe::Observed;
+use super::rke2::Work;
+use crate::api::{Cluster, NodePool};
+use crate::controller::cluster::eks::{POLL, retryable, target};
+use crate::controller::conditions::{Desired, types};
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::providers::eks::plan;
+use crate::providers::eks::{AwsError, EksNodegroup, ErrorKind};
+
+/// Reasons of the EKS node group stage.
+pub mod reasons {
+    /// The Cluster's control plane is not ACTIVE yet.
+    pub const WAITING_FOR_CONTROL_PLANE: &str = "WaitingForControlPlane";
+    /// CreateNodegroup was sent, or the node group is still being created.
+    pub const NODEGROUP_CREATING: &str = "NodegroupCreating";
+    /// The node group is updating.
+    pub const NODEGROUP_UPDATING: &str = "NodegroupUpdating";
+    /// The node group is ACTIVE and matches the spec.
+    pub const NODEGROUP_READY: &str = "NodegroupReady";
+    /// AWS reports CREATE_FAILED; the node group is deleted and created again after a backoff.
+    pub const NODEGROUP_CREATE_FAILED: &str = "NodegroupCreateFailed";
+    /// AWS reports the node group DEGRADED or DELETE_FAILED.
+    pub const NODEGROUP_UNHEALTHY: &str = "NodegroupUnhealthy";
+    /// A node group of that name exists and is not ours.
+    pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
+    /// AWS refused a request as invalid or not allowed.
+    pub const AWS_REQUEST_REJECTED: &str = "AwsRequestRejected";
+    /// No node role: `createRoles` needs IAM, which this operator does not drive yet.
+    pub const NODE_ROLE_UNAVAILABLE: &str = "NodeRoleUnavailable";
+}
+
+/// Annotation: CreateNodegroup attempts that ended in CREATE_FAILED.
+pub const ATTEMPTS_ANNOTATION: &str = "mk8.io/eks-create-failures";
+/// Annotation: do not create the node group again before this time (RFC 3339).
+pub const RETRY_AFTER_ANNOTATION: &str = "mk8.io/eks-retry-after";
+/// How long to wait after changing a node group before looking again.
+const AFTER_UPDATE: Duration = Duration::from_secs(5);
+
+/// Backoff after the `failures`-th CREATE_FAILED: 5 s, doubling, at most 10 minutes.
+pub fn create_backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(5);
+    base.saturating_mul(1u32 << failures.saturating_sub(1).min(10))
+        .min(Duration::from_secs(600))
+}
+
+fn work(ready: Desired, ready_nodes: i32, requeue: Option<Duration>) -> Work {
+    Work {
+        conditions: vec![ready],
+        nodes: Vec::new(),
+        ready: ready_nodes,
+        requeue,
+    }
+}
+
+fn waiting(reason: &'static str, message: String) -> Work {
+    work(Desired::no(types::READY, reason, message), 0, Some(POLL))
+}
+
+/// Drive the node group unless another stage already did.
+pub async fn run(
+    pool: &NodePool,
+    observed: &Observed,
+    ctx: &Context,
+    validated: bool,
+    done: Option<Work>,
+) -> Result<Option<Work>> {
+    if done.is_some() {
+        return Ok(done);
+    }
+    let (Some(driver), Some(spec), Some(cluster)) =
+        (ctx.providers.eks.clone(), &pool.spec.eks, &observed.cluster)
+    else {
+        return Ok(None);
+    };
+    if !validated || pool.spec.paused || pool.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    if cluster.metadata.deletion_timestamp.is_some() {
+        return Ok(Some(waiting(
+            reasons::WAITING_FOR_CONTROL_PLANE,
+            format!("Cluster {} is being deleted", cluster.name_any()),
+        )));
+    }
+    let target = target(ctx, cluster).await?;
+    let cluster_name = plan::cluster_name(cluster);
+    let control_plane = driver
+        .describe_cluster(&target, &cluster_name)
+        .await
+        .map_err(retryable)?;
+    let owner = cluster.uid().unwrap_or_default();
+    match &control_plane {
+        Some(cp)
+            if plan::ownership_conflict("", &cp.tags, &owner).is_none()
+                && matches!(cp.status.as_str(), "ACTIVE" | "UPDATING") => {}
+        other => {
+            return Ok(Some(waiting(
+                reasons::WAITING_FOR_CONTROL_PLANE,
+                format!(
+                    "waiting for EKS cluster {cluster_name} of Cluster {} to be ACTIVE (now {})",
+                    cluster.name_any(),
+                    other
+                        .as_ref()
+                        .map(|c| c.status.as_str())
+                        .unwrap_or("absent")
+                ),
+            )));
+        }
+    }
+    let Some(node_role) = spec.node_role_arn.clone() else {
+        return Ok(Some(work(
+            Desired::no(
+                types::READY,
+                reasons::NODE_ROLE_UNAVAILABLE,
+                "spec.eks.createRoles is not supported by this operator yet: create the node role (AmazonEKSWorkerNodePolicy, AmazonEKS_CNI_Policy, AmazonEC2ContainerRegistryReadOnly) and set spec.eks.nodeRoleArn",
+            ),
+            0,
+            None,
+        )));
+    };
+    let name = plan::nodegroup_name(pool);
+    let found = driver
+        .describe_nodegroup(&target, &cluster_name, &name)
+        .await
+        .map_err(retryable)?;
+    let failures: u32 = pool
+        .annotations()
+        .get(ATTEMPTS_ANNOTATION)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let Some(found) = found else {
+        if let Some(wait) = retry_wait(pool) {
+            return Ok(Some(work(
+                Desired::no(
+                    types::READY,
+                    reasons::NODEGROUP_CREATE_FAILED,
+                    format!(
+                        "node group {name} failed to create {failures} time(s); creating it again in {}s",
+                        wait.as_secs()
+                    ),
+                ),
+                0,
+                Some(wait),
+            )));
+        }
+        let request = plan::nodegroup_request(pool, cluster, &node_role, failures);
+        return match driver.create_nodegroup(&target, &request).await {
+            Ok(())
+            | Err(AwsError {
+                kind: ErrorKind::InUse,
+                ..
+            }) => Ok(Some(waiting(
+                reasons::NODEGROUP_CREATING,
+                format!(
+                    "CreateNodegroup {name} on EKS cluster {cluster_name} sent; waiting for ACTIVE"
+                ),
+            ))),
+            Err(e) => rejected_or_retry(e, "CreateNodegroup"),
+        };
+    };
+    let what = format!("node group {name} of EKS cluster {cluster_name}");
+    if let Some(conflict) =
+        plan::ownership_conflict(&what, &found.tags, &pool.uid().unwrap_or_default())
+    {
+        return Ok(Some(work(
+            Desired::no(types::READY, reasons::OWNERSHIP_CONFLICT, conflict),
+            0,
+            Some(Duration::from_secs(60)),
+        )));
+    }
+    let current = found.scaling.desired;
+    let step = match found.status.as_str() {
+        "CREATING" => waiting(reasons::NODEGROUP_CREATING, format!("{what} is CREATING")),
+        "UPDATING" => work(
+            Desired::no(
+                types::READY,
+                reasons::NODEGROUP_UPDATING,
+                format!("{what} is UPDATING"),
+            ),
+            current,
+            Some(POLL),
+        ),
+        "DELETING" => waiting(
+            reasons::NODEGROUP_CREATING,
+            format!("{what} is being deleted; it will be created again once gone"),
+        ),
+        "CREATE_FAILED" => {
+            return create_failed(pool, ctx, &found, &what, failures, async {
+                driver
+                    .delete_nodegroup(&target, &cluster_name, &name)
+                    .await
+                    .map_err(retryable)
+            })
+            .await
+            .map(Some);
+        }
+        "DELETE_FAILED" | "DEGRADED" => work(
+            Desired::no(
+                types::READY,
+                reasons::NODEGROUP_UNHEALTHY,
+                format!("AWS reports {what} {}: {}", found.status, issues(&found)),
+            ),
+            current,
+            Some(Duration::from_secs(60)),
+        ),
+        _ => {
+            let update = plan::nodegroup_update(pool, cluster, &found);
+            if update.is_empty() {
+                work(
+                    Desired::yes(
+                        types::READY,
+                        reasons::NODEGROUP_READY,
+                        format!("{what} is ACTIVE with {current} node(s) desired"),
+                    ),
+                    current,
+                    None,
+                )
+            } else {
+                match driver.update_nodegroup_config(&target, &update).await {
+                    Ok(())
+                    | Err(AwsError {
+                        kind: ErrorKind::InUse,
+                        ..
+                    }) => work(
+                        Desired::no(
+                            types::READY,
+                            reasons::NODEGROUP_UPDATING,
+                            format!("UpdateNodegroupConfig sent for {what}"),
+                        ),
+                        current,
+                        Some(AFTER_UPDATE),
+                    ),
+                    Err(e) => return rejected_or_retry(e, "UpdateNodegroupConfig"),
+                }
+            }
+        }
+    };
+    Ok(Some(step))
+}
+
+fn issues(found: &EksNodegroup) -> String {
+    if found.issues.is_empty() {
+        "no reason given".into()
+    } else {
+        found.issues.join("; ")
+    }
+}
+
+/// Time left before the node group may be created again, if any.
+fn retry_wait(pool: &NodePool) -> Option<Duration> {
+    let after = pool.annotations().get(RETRY_AFTER_ANNOTATION)?;
+    let after = DateTime::parse_from_rfc3339(after)
+        .ok()?
+        .with_timezone(&Utc);
+    (after - Utc::now()).to_std().ok().filter(|d| !d.is_zero())
+}
+
+/// Record the failure, delete the failed node group and come back after the backoff.
+async fn create_failed(
+    pool: &NodePool,
+    ctx: &Context,
+    found: &EksNodegroup,
+    what: &str,
+    failures: u32,
+    delete: impl Future<Output = Result<()>>,
+) -> Result<Work> {
+    let failures = failures.saturating_add(1);
+    let wait = create_backoff(failures);
+    let retry_after = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+    let message = format!(
+        "AWS reports {what} CREATE_FAILED: {}; deleted it, creating it again in {}s (failure {failures})",
+        issues(found),
+        wait.as_secs()
+    );
+    delete.await?;
+    let patch = serde_json::json!({"metadata": {"annotations": BTreeMap::from([
+        (ATTEMPTS_ANNOTATION, failures.to_string()),
+        (RETRY_AFTER_ANNOTATION, retry_after.to_rfc3339()),
+    ])}});
+    Api::<NodePool>::namespaced(ctx.client.clone(), &pool.namespace().unwrap_or_default())
+        .patch(
+            &pool.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    ctx.event(
+        &pool.object_ref(&()),
+        true,
+        reasons::NODEGROUP_CREATE_FAILED,
+        message.clone(),
+    )
+    .await;
+    Ok(work(
+        Desired::no(types::READY, reasons::NODEGROUP_CREATE_FAILED, message),
+        0,
+        Some(wait),
+    ))
+}
+
+fn rejected_or_retry(e: AwsError, call: &str) -> Result<Option<Work>> {
+    match e.kind {
+        ErrorKind::Invalid => Ok(Some(work(
+            Desired::no(
+                types::READY,
+                reasons::AWS_REQUEST_REJECTED,
+                format!("AWS rejected {call}: {e}"),
+            ),
+            0,
+            Some(Duration::from_secs(60)),
+        ))),
+        _ => Err(retryable(e)),
+    }
+}
+
+/// Delete the node group; `None` when this stage does not apply.
+pub async fn cleanup(pool: &NodePool, ctx: &Context) -> Result<Option<Action>> {
+    let (Some(driver), Some(_)) = (ctx.providers.eks.clone(), &pool.spec.eks) else {
+        return Ok(None);
+    };
+    let ns = pool.namespace().unwrap_or_default();
+    let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&pool.spec.cluster_name)
+        .await?
+    else {
+        // Without its Cluster there is no region or identity; the Cluster's own cleanup removed
+        // every node group of its control plane.
+        return Ok(Some(Action::await_change()));
+    };
+    let target = target(ctx, &cluster).await?;
+    let cluster_name = plan::cluster_name(&cluster);
+    let name = plan::nodegroup_name(pool);
+    let Some(found) = driver
+        .describe_nodegroup(&target, &cluster_name, &name)
+        .await
+        .map_err(retryable)?
+    else {
+        return Ok(Some(Action::await_change()));
+    };
+    if plan::ownership_conflict("", &found.tags, &pool.uid().unwrap_or_default()).is_some() {
+        return Ok(Some(Action::await_change()));
+    }
+    if found.status != "DELETING" {
+        driver
+            .delete_nodegroup(&target, &cluster_name, &name)
+            .await
+            .map_err(retryable)?;
+    }
+    match driver
+        .describe_nodegroup(&target, &cluster_name, &name)
+        .await
+        .map_err(retryable)?
+    {
+        None => Ok(Some(Action::await_change())),
+        Some(_) => Err(Error::CleanupBlocked(format!(
+            "waiting for node group {name} of EKS cluster {cluster_name} to be deleted"
+        ))),
+    }
+}

@@ -2,6 +2,8 @@ mod apiserver;
 mod chart;
 mod cli;
 mod crds;
+#[cfg(feature = "eks")]
+mod eks;
 mod operator;
 mod rke2;
 mod support;

@@ -45,6 +45,8 @@ pub mod reasons {
 pub const ATTEMPTS_ANNOTATION: &str = "mk8.io/eks-create-failures";
 /// Annotation: do not create the node group again before this time (RFC 3339).
 pub const RETRY_AFTER_ANNOTATION: &str = "mk8.io/eks-retry-after";
+/// Annotation: AWS's reason for the last CREATE_FAILED, shown again while waiting to retry.
+pub const LAST_FAILURE_ANNOTATION: &str = "mk8.io/eks-last-failure";
 /// How long to wait after changing a node group before looking again.
 const AFTER_UPDATE: Duration = Duration::from_secs(5);
 
@@ -146,7 +148,11 @@ pub async fn run(
                     types::READY,
                     reasons::NODEGROUP_CREATE_FAILED,
                     format!(
-                        "node group {name} failed to create {failures} time(s); creating it again in {}s",
+                        "AWS reported node group {name} CREATE_FAILED ({}); failed {failures} time(s), creating it again in {}s",
+                        pool.annotations()
+                            .get(LAST_FAILURE_ANNOTATION)
+                            .map(String::as_str)
+                            .unwrap_or("no reason given"),
                         wait.as_secs()
                     ),
                 ),
@@ -287,6 +293,7 @@ async fn create_failed(
     let patch = serde_json::json!({"metadata": {"annotations": BTreeMap::from([
         (ATTEMPTS_ANNOTATION, failures.to_string()),
         (RETRY_AFTER_ANNOTATION, retry_after.to_rfc3339()),
+        (LAST_FAILURE_ANNOTATION, issues(found)),
     ])}});
     Api::<NodePool>::namespaced(ctx.client.clone(), &pool.namespace().unwrap_or_default())
         .patch(

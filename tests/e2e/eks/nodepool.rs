@@ -1,0 +1,189 @@
+//! NodePool (eks): node group create, config updates, CREATE_FAILED retried, deletion.
+
+use std::collections::HashMap;
+
+use kube::Api;
+use kube::api::DeleteParams;
+use mk8::api::{Cluster, NodePool};
+use serde_json::json;
+
+use super::aws::{self, Rewrite};
+use super::{Env, NS, WAIT, condition, eks_spec, ready, until};
+
+fn pool_spec() -> serde_json::Value {
+    json!({
+        "clusterName": "prod",
+        "eks": {
+            "instanceTypes": ["m6i.large"],
+            "scaling": {"min": 1, "max": 5, "desired": 2},
+            "nodeRoleArn": "arn:aws:iam::123456789012:role/eks-nodes",
+            "labels": {"role": "web"},
+            "taints": [{"key": "dedicated", "value": "web", "effect": "NoSchedule"}],
+        }
+    })
+}
+
+async fn nodegroup(env: &Env, name: &str) -> aws_sdk_eks::types::Nodegroup {
+    env.eks
+        .describe_nodegroup()
+        .cluster_name("prod")
+        .nodegroup_name(name)
+        .send()
+        .await
+        .expect("DescribeNodegroup")
+        .nodegroup()
+        .cloned()
+        .expect("a node group")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_group_lifecycle_create_scale_relabel_delete_across_restarts() {
+    let mut env = Env::start().await;
+    env.start_operator().await;
+    env.cluster("prod", eks_spec(json!({}))).await;
+    env.pool("web", pool_spec()).await;
+
+    let pool = ready(&env, "nodepool", "web", "True", "NodegroupReady").await;
+    assert_eq!(pool["status"]["ready"], 2);
+    assert_eq!(pool["status"]["role"], "eks");
+    let ng = nodegroup(&env, "web").await;
+    assert_eq!(
+        ng.node_role(),
+        Some("arn:aws:iam::123456789012:role/eks-nodes")
+    );
+    assert_eq!(ng.instance_types(), ["m6i.large".to_string()]);
+    assert_eq!(ng.subnets().len(), 2, "the Cluster's subnets");
+    assert_eq!(ng.labels().unwrap()["role"], "web");
+    assert_eq!(ng.taints()[0].effect().unwrap().as_str(), "NO_SCHEDULE");
+
+    // Restart, then scale and change labels and taints: one UpdateNodegroupConfig, no re-create.
+    env.start_operator().await;
+    env.patch_spec::<NodePool>(
+        "web",
+        json!({"eks": {"scaling": {"min": 1, "max": 5, "desired": 4}, "labels": {"role": null, "tier": "front"}, "taints": []}}),
+    )
+    .await;
+    let shared = &env;
+    until(
+        "the node group scaled and relabelled",
+        WAIT,
+        || async move {
+            let ng = nodegroup(shared, "web").await;
+            let desired = ng.scaling_config().and_then(|s| s.desired_size());
+            let labels = ng.labels().cloned().unwrap_or_default();
+            if desired == Some(4)
+                && labels == HashMap::from([("tier".to_string(), "front".to_string())])
+                && ng.taints().is_empty()
+            {
+                Ok(())
+            } else {
+                Err(format!("{desired:?} {labels:?} {:?}", ng.taints()))
+            }
+        },
+    )
+    .await;
+    let pool = ready(&env, "nodepool", "web", "True", "NodegroupReady").await;
+    assert_eq!(pool["status"]["ready"], 4);
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("POST /clusters/prod/node-groups -> 200"),
+        1
+    );
+    assert!(
+        env.proxy
+            .faults
+            .count("POST /clusters/prod/node-groups/web/update-config")
+            >= 1
+    );
+
+    // Delete the pool: the node group goes, the cluster stays.
+    Api::<NodePool>::namespaced(env.client.clone(), NS)
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.gone("nodepool", "web").await;
+    assert!(aws::nodegroups(&env.eks, "prod").await.is_empty());
+    assert_eq!(aws::clusters(&env.eks).await, vec!["prod".to_string()]);
+
+    // A Cluster deleted with a pool still on it: node groups first, then the cluster.
+    env.pool(
+        "batch",
+        json!({"clusterName": "prod", "eks": {
+        "instanceTypes": ["m6i.large"], "scaling": {"min": 1, "max": 2, "desired": 1},
+        "nodeRoleArn": "arn:aws:iam::123456789012:role/eks-nodes"}}),
+    )
+    .await;
+    ready(&env, "nodepool", "batch", "True", "NodegroupReady").await;
+    Api::<Cluster>::namespaced(env.client.clone(), NS)
+        .delete("prod", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.start_operator().await;
+    env.gone("cluster", "prod").await;
+    assert!(
+        aws::clusters(&env.eks).await.is_empty(),
+        "nothing of ours remains in moto"
+    );
+    let calls = env.proxy.faults.calls();
+    let ng_delete = calls
+        .iter()
+        .position(|c| c.starts_with("DELETE /clusters/prod/node-groups/batch"));
+    let cluster_delete = calls
+        .iter()
+        .position(|c| c.starts_with("DELETE /clusters/prod -"));
+    assert!(
+        ng_delete.is_some() && ng_delete < cluster_delete,
+        "{calls:?}"
+    );
+    env.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_failed_node_group_is_surfaced_and_retried_with_backoff() {
+    let mut env = Env::start().await;
+    env.proxy.faults.rewrite(Rewrite {
+        path: "/clusters/prod/node-groups/gpu".into(),
+        status: "CREATE_FAILED".into(),
+        issue: Some((
+            "AsgInstanceLaunchFailures".into(),
+            "InsufficientInstanceCapacity".into(),
+        )),
+        times: 1,
+    });
+    env.start_operator().await;
+    env.cluster("prod", eks_spec(json!({}))).await;
+    let mut spec = pool_spec();
+    spec["eks"]["instanceTypes"] = json!(["g5.xlarge"]);
+    env.pool("gpu", spec).await;
+
+    let failed = ready(&env, "nodepool", "gpu", "False", "NodegroupCreateFailed").await;
+    let (_, _, message) = condition(&failed, "Ready").unwrap();
+    assert!(
+        message.contains("AsgInstanceLaunchFailures: InsufficientInstanceCapacity"),
+        "{message}"
+    );
+    assert_eq!(
+        failed["metadata"]["annotations"]["mk8.io/eks-create-failures"],
+        "1"
+    );
+    ready(&env, "nodepool", "gpu", "True", "NodegroupReady").await;
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("POST /clusters/prod/node-groups -> 200"),
+        2,
+        "created, then created again"
+    );
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("DELETE /clusters/prod/node-groups/gpu"),
+        1
+    );
+    assert_eq!(
+        aws::nodegroups(&env.eks, "prod").await,
+        vec!["gpu".to_string()]
+    );
+    env.stop_operator().await;
+}

@@ -100,9 +100,10 @@ in watchNamespace otherwise. Each rule names the code that needs it.
 - apiGroups: ["mk8.io"]
   resources: ["clusters/status", "nodepools/status", "stacks/status", "clusterprofileviews/status"]
   verbs: ["patch"]
-# get/list/watch: AWS and SSH credentials Secrets (Cluster, NodePool). create/update/patch/delete:
-# the Cluster controller will own `<cluster>-kubeconfig` Secrets and the Stack controller ArgoCD
-# cluster Secrets (not built yet).
+# get/list/watch: AWS and SSH credentials Secrets (Cluster, NodePool). patch: the Cluster
+# controller owns `<cluster>-kubeconfig` and RKE2 join-token Secrets, written with server-side
+# apply and removed through owner references. create/update/delete: ArgoCD cluster Secrets of
+# Stack delivery (not built yet).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]

@@ -100,11 +100,20 @@ const NEEDS: &[Need] = &[
         scope: Scope::Watched,
         evidence: Some("Api::<Secret>"),
     },
-    // `<cluster>-kubeconfig` Secrets owned by the Cluster controller.
+    // `<cluster>-kubeconfig` and RKE2 join-token Secrets, written with server-side apply.
     Need {
         group: "",
         resource: "secrets",
-        verbs: &["create", "update", "patch", "delete"],
+        verbs: &["patch"],
+        scope: Scope::Watched,
+        evidence: Some("let secrets: Api<Secret> = Api::namespaced"),
+    },
+    // Created, replaced and deleted by name for ArgoCD cluster Secrets (Stack delivery, not built
+    // yet); the Secrets above are created by apply and removed through owner references.
+    Need {
+        group: "",
+        resource: "secrets",
+        verbs: &["create", "update", "delete"],
         scope: Scope::Watched,
         evidence: None,
     },

@@ -1,5 +1,6 @@
 //! The Dockerfile, without a Docker engine: what it copies into the build covers every file the
-//! code compiles in, it ships every binary of Cargo.toml, and it starts the operator as non-root.
+//! code compiles in, it builds every Cargo feature (provider) and ships every binary of
+//! Cargo.toml, and it starts the operator as non-root.
 
 use std::path::{Path, PathBuf};
 
@@ -126,23 +127,57 @@ fn image_ships_every_binary_and_runs_the_operator_as_non_root() {
     );
 }
 
-/// Just enough of Cargo.toml: the `[[bin]]` names.
+#[test]
+fn image_is_built_with_every_cargo_feature() {
+    let manifest = toml_like::parse(&read("Cargo.toml"));
+    let dockerfile = read("Dockerfile");
+    let features: Vec<&str> = dockerfile
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ARG CARGO_FEATURES="))
+        .expect("the Dockerfile declares ARG CARGO_FEATURES=<features>")
+        .split([',', ' '])
+        .collect();
+    for feature in &manifest.features {
+        assert!(
+            features.contains(&feature.as_str()),
+            "Cargo feature `{feature}` is not in the image's CARGO_FEATURES {features:?}: the \
+             operator in the image would lack it"
+        );
+    }
+    let builds = dockerfile.matches("--features \"$CARGO_FEATURES\"").count();
+    assert_eq!(
+        builds, 2,
+        "both cargo builds (dependencies, then sources) use CARGO_FEATURES"
+    );
+}
+
+/// Just enough of Cargo.toml: the `[[bin]]` names and the features other than `default`.
 mod toml_like {
     pub struct Manifest {
         pub bins: Vec<String>,
+        pub features: Vec<String>,
     }
 
     pub fn parse(text: &str) -> Manifest {
         let mut bins = Vec::new();
-        let mut in_bin = false;
+        let mut features = Vec::new();
+        let mut section = "";
         for line in text.lines().map(str::trim) {
             if line.starts_with('[') {
-                in_bin = line == "[[bin]]";
-            } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+                section = line;
+            } else if section == "[[bin]]"
+                && let Some(name) = line.strip_prefix("name = ")
+            {
                 bins.push(name.trim_matches('"').to_owned());
+            } else if section == "[features]"
+                && let Some((name, _)) = line.split_once(" = ")
+                && name != "default"
+                && !name.starts_with('#')
+            {
+                features.push(name.to_owned());
             }
         }
         assert!(!bins.is_empty(), "Cargo.toml declares no [[bin]]");
-        Manifest { bins }
+        Manifest { bins, features }
     }
 }

@@ -79,11 +79,11 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
         .iter()
         .filter(|p| {
             let status = p.status.as_ref();
-            !conditions::find(
+            conditions::find(
                 status.map(|s| s.conditions.as_slice()).unwrap_or_default(),
                 types::READY,
             )
-            .is_some_and(|c| c.status == "True")
+            .is_none_or(|c| c.status != "True")
         })
         .map(|p| {
             let s = p.status.clone().unwrap_or_default();

@@ -61,10 +61,13 @@ pub struct Work {
 /// How long a finished job with failed nodes waits before trying them again.
 const RETRY_FAILED: Duration = Duration::from_secs(60);
 
+/// How a job ended: `Err((message, reason))` when it could not start installing.
+type JobResult = Arc<Mutex<Option<std::result::Result<(), (String, &'static str)>>>>;
+
 struct Job {
     digest: String,
     progress: Arc<Mutex<BTreeMap<String, Progress>>>,
-    result: Arc<Mutex<Option<std::result::Result<(), (String, &'static str)>>>>,
+    result: JobResult,
     finished_at: Arc<Mutex<Option<Instant>>>,
 }
 
@@ -363,8 +366,6 @@ fn start_job(
         finished_at,
     }
 }
-
-type JobResult = Arc<Mutex<Option<std::result::Result<(), (String, &'static str)>>>>;
 
 fn finish(
     result: &JobResult,

@@ -2,7 +2,7 @@
 //!
 //! Node `k` lives in netns `mk8n<k>`, reached from the host over a veth pair (`mk8h<k>` on the host
 //! with 10.77.k.1/24, `mk8e<k>` in the node with 10.77.k.2/24). Inside, `/etc/rancher`,
-//! `/var/lib/rancher` and `/usr/local` are bind mounts of per-node temp directories, so every node
+//! `/var/lib/rancher`, `/usr/local` and `/root` are bind mounts of per-node temp directories, so every node
 //! sees only its own files while the test reads them through [`Node::host_path`].
 
 use std::net::{SocketAddr, TcpStream};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mk8::providers::ssh::{Credentials, HostKeyPolicy, NodeAccess};
 
-/// Subnet octets handed out to fleets of this test process (tests run in parallel threads).
+/// Where this process looks for a free subnet octet next (tests run in parallel threads).
 static NEXT_SUBNET: AtomicU32 = AtomicU32::new(0);
 
 /// The directories a node keeps private, bound from its temp dir.
@@ -21,6 +21,9 @@ const PRIVATE_DIRS: &[(&str, &str)] = &[
     ("/etc/rancher", "etc-rancher"),
     ("/var/lib/rancher", "var-lib-rancher"),
     ("/usr/local", "usr-local"),
+    // An empty home: bash started by sshd sources ~/.bashrc, and the host's may block (a stale
+    // pyenv rehash lock was seen to hang every command).
+    ("/root", "root-home"),
 ];
 
 /// One sshd test node.
@@ -246,6 +249,7 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         for node in &self.nodes {
             remove_namespace(&node.netns, &format!("mk8h{}", node.k));
+            let _ = std::fs::remove_file(Path::new(CLAIMS).join(node.k.to_string()));
         }
     }
 }
@@ -254,18 +258,47 @@ impl Drop for Fleet {
 fn remove_namespace(netns: &str, host_if: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").args(["-9", pid]).status();
+            let _ = Command::new("kill").args(["-9", pid]).output();
         }
     }
     let _ = Command::new("ip").args(["netns", "del", netns]).output();
     let _ = Command::new("ip").args(["link", "del", host_if]).output();
 }
 
-/// A subnet octet unique within this process; leftovers with the same names are removed first.
+/// Claims of subnet octets, shared by every test process on the machine.
+const CLAIMS: &str = "/run/mk8-test-fleet";
+
+/// A subnet octet no live test process uses: claimed by a file holding our pid. A claim whose
+/// process is gone is a leftover of a crashed run: its namespace and veth are removed and reused.
 fn allocate_subnet() -> u32 {
-    let n = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
-    assert!(n < 250, "the test fleet ran out of 10.77.x.0/24 subnets");
-    n + 1
+    std::fs::create_dir_all(CLAIMS).expect("claims dir");
+    let me = std::process::id();
+    let start = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+    for offset in 0..250 {
+        let k = (start + offset) % 250 + 1;
+        let claim = Path::new(CLAIMS).join(k.to_string());
+        let owner = std::fs::read_to_string(&claim)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        match owner {
+            Some(pid) if pid == me || Path::new(&format!("/proc/{pid}")).exists() => continue,
+            Some(_) => {
+                let _ = std::fs::remove_file(&claim);
+            }
+            None => {}
+        }
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&claim);
+        if let Ok(mut file) = created {
+            use std::io::Write;
+            let _ = write!(file, "{me}");
+            NEXT_SUBNET.store(k, Ordering::SeqCst);
+            return k;
+        }
+    }
+    panic!("the test fleet ran out of 10.77.x.0/24 subnets ({CLAIMS} has 250 live claims)");
 }
 
 fn keygen(path: &Path, comment: &str) {

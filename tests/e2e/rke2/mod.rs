@@ -3,5 +3,6 @@
 mod artifacts;
 pub mod fleet;
 mod install;
+mod operator;
 pub mod release;
 mod ssh;

@@ -63,6 +63,9 @@ pub async fn cleanup(cluster: Arc<Cluster>, _ctx: Arc<Context>) -> Result<Action
     if let Some(action) = eks::cleanup(&cluster, &_ctx).await? {
         return Ok(action);
     }
+    if let Some(action) = rke2::cleanup(&cluster, &_ctx).await? {
+        return Ok(action);
+    }
     // Nothing outside Kubernetes exists until a provider has recorded an endpoint.
     match cluster.status.as_ref().and_then(|s| s.endpoint.as_ref()) {
         None => Ok(Action::await_change()),

@@ -168,6 +168,58 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
     }))
 }
 
+/// Delete the Cluster's NodePools before its finalizer goes: agent pools first, server pools
+/// once no agent pool is left (each pool uninstalls its nodes behind its own finalizer). The
+/// Secrets the Cluster owns go with it through garbage collection.
+pub async fn cleanup(
+    cluster: &Cluster,
+    ctx: &Context,
+) -> Result<Option<kube::runtime::controller::Action>> {
+    use crate::controller::error::Error;
+    if ctx.providers.ssh.is_none() || cluster.spec.rke2.is_none() {
+        return Ok(None);
+    }
+    let ns = cluster.namespace().unwrap_or_default();
+    let api = Api::<NodePool>::namespaced(ctx.client.clone(), &ns);
+    let pools: Vec<NodePool> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.spec.cluster_name == cluster.name_any())
+        .collect();
+    if pools.is_empty() {
+        return Ok(Some(kube::runtime::controller::Action::await_change()));
+    }
+    let agents: Vec<&NodePool> = pools
+        .iter()
+        .filter(|p| {
+            p.spec
+                .ssh
+                .as_ref()
+                .is_some_and(|s| s.role == NodeRole::Agent)
+        })
+        .collect();
+    let next: Vec<&NodePool> = if agents.is_empty() {
+        pools.iter().collect()
+    } else {
+        agents
+    };
+    for pool in &next {
+        if pool.metadata.deletion_timestamp.is_none() {
+            api.delete(&pool.name_any(), &Default::default()).await?;
+        }
+    }
+    Err(Error::CleanupBlocked(format!(
+        "Cluster {} is deleted once its NodePools are gone (agents first, then servers); waiting for {}",
+        cluster.name_any(),
+        next.iter()
+            .map(|p| p.name_any())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
 fn sorted_first(pools: &[NodePool]) -> Option<&NodePool> {
     pools.iter().min_by_key(|p| p.name_any())
 }

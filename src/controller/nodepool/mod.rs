@@ -55,6 +55,9 @@ pub async fn cleanup(pool: Arc<NodePool>, _ctx: Arc<Context>) -> Result<Action> 
     if let Some(action) = eks::cleanup(&pool, &_ctx).await? {
         return Ok(action);
     }
+    if let Some(action) = rke2::cleanup(&pool, &_ctx).await? {
+        return Ok(action);
+    }
     // Nodes only exist once a provider has joined them, which it records in status.
     let joined: Vec<&str> = pool
         .status

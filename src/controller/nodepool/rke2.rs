@@ -376,6 +376,134 @@ fn finish(
     *finished.lock().expect("finished") = Some(Instant::now());
 }
 
+/// The script that removes RKE2 from a node: stop what mk8 started, run `rke2-uninstall.sh`
+/// when install.sh put it there, and remove mk8's files (markers go with RKE2's data dir).
+pub fn uninstall_script() -> crate::providers::ssh::Script {
+    let script = r#"
+state="$1"; prefix="$2"
+if [ -f "$state/rke2.pid" ]; then kill "$(cat "$state/rke2.pid")" 2>/dev/null || true; fi
+if [ -x "$prefix/bin/rke2-uninstall.sh" ]; then "$prefix/bin/rke2-uninstall.sh"; fi
+rm -rf /var/lib/rancher/mk8 "$state"
+"#;
+    crate::providers::ssh::Script::of(crate::providers::ssh::Cmd::new("sh").args([
+        "-c",
+        script,
+        "mk8-uninstall",
+        plan::MARKER_DIR,
+        plan::PREFIX,
+    ]))
+}
+
+/// Remove RKE2 from the pool's nodes before its finalizer goes; `None` when this stage does not
+/// apply. Agents go first: a server pool waits while agent pools of its Cluster remain. Nodes
+/// mk8 never reached are skipped; a node that cannot be cleaned keeps the finalizer.
+pub async fn cleanup(
+    pool: &NodePool,
+    ctx: &Context,
+) -> Result<Option<kube::runtime::controller::Action>> {
+    use crate::controller::error::Error;
+    let (Some(shell), Some(ssh)) = (ctx.providers.ssh.clone(), &pool.spec.ssh) else {
+        return Ok(None);
+    };
+    let ns = pool.namespace().unwrap_or_default();
+    let touched: Vec<&NodeStatus> = pool
+        .status
+        .iter()
+        .flat_map(|s| &s.nodes)
+        .filter(|n| n.step.is_some())
+        .collect();
+    if let Some(uid) = pool.uid() {
+        JOBS.lock().expect("jobs lock").remove(&uid);
+    }
+    let Some(cluster) = Api::<Cluster>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&pool.spec.cluster_name)
+        .await?
+    else {
+        if !touched.is_empty() {
+            tracing::warn!(pool = %pool.name_any(), "Cluster gone: nodes are released without uninstalling RKE2");
+        }
+        return Ok(Some(kube::runtime::controller::Action::await_change()));
+    };
+    if ssh.role == NodeRole::Server {
+        let agents: Vec<String> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+            .list(&kube::api::ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.spec.cluster_name == pool.spec.cluster_name)
+            .filter(|p| {
+                p.spec
+                    .ssh
+                    .as_ref()
+                    .is_some_and(|s| s.role == NodeRole::Agent)
+            })
+            .map(|p| p.name_any())
+            .collect();
+        if !agents.is_empty() {
+            return Err(Error::CleanupBlocked(format!(
+                "server pool {} is removed after the agent pools of Cluster {}: waiting for {} to be deleted",
+                pool.name_any(),
+                pool.spec.cluster_name,
+                agents.join(", ")
+            )));
+        }
+    }
+    if touched.is_empty() {
+        return Ok(Some(kube::runtime::controller::Action::await_change()));
+    }
+    let Some(rke2) = &cluster.spec.rke2 else {
+        return Ok(None);
+    };
+    let secret_name = &rke2.ssh_credentials_secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(Ok((credentials, known_hosts))) = secrets
+        .get_opt(secret_name)
+        .await?
+        .map(|s| access::credentials(&s))
+    else {
+        return Err(Error::CleanupBlocked(format!(
+            "Secret {ns}/{secret_name} with the SSH key is needed to uninstall RKE2 from the nodes of {}",
+            pool.name_any()
+        )));
+    };
+    let script = uninstall_script();
+    let timeout = parse_duration(&ssh.step_timeout).unwrap_or(Duration::from_secs(600));
+    let runs = touched.iter().filter_map(|node| {
+        let host = ssh
+            .hosts
+            .iter()
+            .find(|h| super::node_name(h) == node.name)?;
+        let target = access::node_access(host, ssh, &credentials, &known_hosts);
+        let (shell, script) = (shell.clone(), script.clone());
+        let name = node.name.clone();
+        Some(async move {
+            match shell.run(&target, &script, timeout).await {
+                Ok(out) if out.success() => None,
+                Ok(out) => Some(format!(
+                    "{name}: uninstall exited {:?}: {}",
+                    out.status,
+                    out.stderr_tail()
+                )),
+                Err(e) => Some(format!("{name}: {e}")),
+            }
+        })
+    });
+    let failures: Vec<String> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if !failures.is_empty() {
+        return Err(Error::CleanupBlocked(format!(
+            "RKE2 could not be removed from every node of {}: {}",
+            pool.name_any(),
+            failures.join("; ")
+        )));
+    }
+    tracing::info!(pool = %pool.name_any(), nodes = touched.len(), "RKE2 uninstalled");
+    Ok(Some(kube::runtime::controller::Action::await_change()))
+}
+
 /// Turn the job's state into status (pure).
 fn summarise(
     pool: &NodePool,

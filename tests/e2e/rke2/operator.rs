@@ -23,7 +23,7 @@ fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_operator_installs_a_cluster_and_reports_an_unreachable_agent() {
+async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_deletes_it() {
     let Some(fleet) = Fleet::start("the_operator_installs_a_cluster", 4) else {
         return;
     };
@@ -106,6 +106,49 @@ async fn the_operator_installs_a_cluster_and_reports_an_unreachable_agent() {
     let token = String::from_utf8(base64_decode(token["data"]["token"].as_str().unwrap())).unwrap();
     assert!(config.contains(&token));
     assert!(!pool.to_string().contains(&token));
+
+    // Deleting the Cluster removes its pools (agents first, then servers), uninstalls RKE2 from
+    // every node it reached, and takes the Secrets it owns with it.
+    cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=false"]);
+    eventually("Cluster edge and its pools gone", WAIT, || {
+        let left = cluster.kubectl(&["get", "-n", "fleet", "clusters,nodepools", "-o", "name"]);
+        if left.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    })
+    .await;
+    for node in &fleet.nodes[..3] {
+        assert!(
+            node.read("/var/lib/rancher/mk8-fixture-uninstalled")
+                .is_some(),
+            "{} was not uninstalled",
+            node.netns
+        );
+        assert!(!node.host_path("/var/lib/rancher/rke2").exists());
+        assert!(!node.host_path("/usr/local/bin/rke2").exists());
+    }
+    let agents_done = fleet.nodes[1]
+        .read("/var/lib/rancher/mk8-fixture-uninstalled")
+        .unwrap();
+    let server_done = fleet.nodes[0]
+        .read("/var/lib/rancher/mk8-fixture-uninstalled")
+        .unwrap();
+    let time = |t: &str| t.trim().parse::<f64>().unwrap();
+    assert!(
+        time(&agents_done) < time(&server_done),
+        "the server was uninstalled before the agents"
+    );
+    eventually("the Secrets owned by the Cluster are gone", WAIT, || {
+        let left = cluster.kubectl(&["get", "-n", "fleet", "secrets", "-o", "name"]);
+        if left.contains("edge-kubeconfig") || left.contains("edge-rke2-token") {
+            Err(left)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 
     let _ = operator.stop.send(());
     let _ = operator.done.await;

@@ -301,3 +301,35 @@ async fn an_interrupted_install_converges_without_repeating_finished_steps() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_an_agent_touches_no_other_node() {
+    let Some(fleet) = Fleet::start("adding_an_agent_touches_no_other_node", 4) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    let before = [Role::Server, Role::Agent, Role::Agent];
+    let outcomes = install(&pool, &fleet, &release, &before, &targets(&fleet, 3), 5).await;
+    assert_all_ready(&outcomes, 3);
+    let markers = |node: &Node| {
+        std::fs::read_dir(node.host_path(plan::MARKER_DIR))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let untouched: Vec<_> = fleet.nodes[..3].iter().map(markers).collect();
+    let after = [Role::Server, Role::Agent, Role::Agent, Role::Agent];
+    let outcomes = install(&pool, &fleet, &release, &after, &targets(&fleet, 4), 5).await;
+    assert_all_ready(&outcomes, 4);
+    for (node, before) in fleet.nodes[..3].iter().zip(untouched) {
+        assert_eq!(markers(node), before, "{} was worked on again", node.netns);
+        assert_eq!(count(node, "install"), 1);
+        assert_eq!(count(node, "start"), 1);
+    }
+    assert_eq!(count(&fleet.nodes[3], "install"), 1);
+    assert!(time_of(&fleet.nodes[3], "start") > time_of(&fleet.nodes[2], "ready"));
+}

@@ -232,7 +232,13 @@ async fn join_node(
             name: name.to_string(),
             phase: Phase::Ready,
             step: Some(plan::StepKind::Ready.name()),
-            message: "joined and ready".into(),
+            message: match shell.host_key(&target.access).await {
+                // Recorded for good: the pool's status keeps the node's last message.
+                Ok(KeyVerdict::Learned(fingerprint)) => {
+                    format!("joined and ready; host key {fingerprint} was learned on first contact")
+                }
+                _ => "joined and ready".into(),
+            },
         },
         Err(p) => p,
     };

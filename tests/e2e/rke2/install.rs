@@ -332,4 +332,26 @@ async fn adding_an_agent_touches_no_other_node() {
     }
     assert_eq!(count(&fleet.nodes[3], "install"), 1);
     assert!(time_of(&fleet.nodes[3], "start") > time_of(&fleet.nodes[2], "ready"));
+    assert_eq!(outcomes["node-3"].message, "joined and ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_key_learned_on_first_contact_is_reported() {
+    let Some(fleet) = Fleet::start("a_host_key_learned_on_first_contact", 1) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    let mut targets = targets(&fleet, 1);
+    targets[0].access.host_keys.known_hosts.clear();
+    targets[0].access.host_keys.accept_new = true;
+    let outcomes = install(&pool, &fleet, &release, &[Role::Server], &targets, 5).await;
+    let expected = mk8::providers::ssh::hostkey::fingerprint(
+        &mk8::providers::ssh::hostkey::PublicKey::from_openssh(&fleet.nodes[0].host_public_key)
+            .unwrap(),
+    );
+    assert_eq!(
+        outcomes["node-0"].message,
+        format!("joined and ready; host key {expected} was learned on first contact")
+    );
 }

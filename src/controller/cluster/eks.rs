@@ -196,6 +196,9 @@ async fn active(
             Err(e) => rejected_or_retry(e, "UpdateClusterVersion"),
         };
     }
+    if let Some(rejected) = ensure_access_entries(cluster, ctx, driver, target, name).await? {
+        return Ok(rejected);
+    }
     let endpoint = found.endpoint.clone().unwrap_or_default();
     let refresh_in = refresh_kubeconfig(cluster, ctx, driver, target, found).await?;
     let secret = secret_name(cluster);
@@ -218,6 +221,66 @@ async fn active(
     work.endpoint = Some(endpoint);
     work.kubeconfig_secret_name = Some(secret);
     Ok(work)
+}
+
+/// Annotation on the Cluster: digest of the access entries last applied, so that they are sent
+/// once per change rather than on every token refresh.
+pub const ACCESS_ENTRIES_ANNOTATION: &str = "mk8.io/eks-access-entries";
+
+/// CreateAccessEntry + AssociateAccessPolicy for each listed principal, once per spec change;
+/// `Some` when AWS rejected one (as the Work to report).
+async fn ensure_access_entries(
+    cluster: &Cluster,
+    ctx: &Context,
+    driver: &dyn EksApi,
+    target: &Target,
+    name: &str,
+) -> Result<Option<Work>> {
+    let entries = cluster
+        .spec
+        .eks
+        .as_ref()
+        .map(|e| e.access_entries.clone())
+        .unwrap_or_default();
+    let digest = {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for entry in &entries {
+            hash.update(format!("{}\n{}\n", entry.principal_arn, entry.policy_arn));
+        }
+        hex::encode(hash.finalize())
+    };
+    if entries.is_empty() || cluster.annotations().get(ACCESS_ENTRIES_ANNOTATION) == Some(&digest) {
+        return Ok(None);
+    }
+    let tags = plan::owner_tags(cluster, &BTreeMap::new());
+    for entry in &entries {
+        let done = match driver
+            .create_access_entry(target, name, &entry.principal_arn, &tags)
+            .await
+        {
+            Ok(()) => {
+                driver
+                    .associate_access_policy(target, name, &entry.principal_arn, &entry.policy_arn)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            return rejected_or_retry(e, &format!("access entry {}", entry.principal_arn))
+                .map(Some);
+        }
+    }
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {ACCESS_ENTRIES_ANNOTATION: digest}}});
+    Api::<Cluster>::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default())
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(None)
 }
 
 fn version_step(cluster: &Cluster, found: &EksCluster) -> VersionStep {

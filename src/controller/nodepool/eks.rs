@@ -37,8 +37,6 @@ pub mod reasons {
     pub const OWNERSHIP_CONFLICT: &str = "OwnershipConflict";
     /// AWS refused a request as invalid or not allowed.
     pub const AWS_REQUEST_REJECTED: &str = "AwsRequestRejected";
-    /// No node role: `createRoles` needs IAM, which this operator does not drive yet.
-    pub const NODE_ROLE_UNAVAILABLE: &str = "NodeRoleUnavailable";
 }
 
 /// Annotation: CreateNodegroup attempts that ended in CREATE_FAILED.
@@ -102,10 +100,16 @@ pub async fn run(
         .await
         .map_err(retryable)?;
     let owner = cluster.uid().unwrap_or_default();
-    match &control_plane {
+    let control_plane_version = match &control_plane {
         Some(cp)
             if plan::ownership_conflict("", &cp.tags, &owner).is_none()
-                && matches!(cp.status.as_str(), "ACTIVE" | "UPDATING") => {}
+                && matches!(cp.status.as_str(), "ACTIVE" | "UPDATING") =>
+        {
+            // Nodes follow the control plane only once it finished its own upgrade.
+            (cp.status == "ACTIVE")
+                .then(|| cp.version.clone())
+                .flatten()
+        }
         other => {
             return Ok(Some(waiting(
                 reasons::WAITING_FOR_CONTROL_PLANE,
@@ -119,17 +123,6 @@ pub async fn run(
                 ),
             )));
         }
-    }
-    let Some(node_role) = spec.node_role_arn.clone() else {
-        return Ok(Some(work(
-            Desired::no(
-                types::READY,
-                reasons::NODE_ROLE_UNAVAILABLE,
-                "spec.eks.createRoles is not supported by this operator yet: create the node role (AmazonEKSWorkerNodePolicy, AmazonEKS_CNI_Policy, AmazonEC2ContainerRegistryReadOnly) and set spec.eks.nodeRoleArn",
-            ),
-            0,
-            None,
-        )));
     };
     let name = plan::nodegroup_name(pool);
     let found = driver
@@ -160,7 +153,26 @@ pub async fn run(
                 Some(wait),
             )));
         }
-        let request = plan::nodegroup_request(pool, cluster, &node_role, failures);
+        let node_role = match spec.node_role_arn.clone() {
+            Some(arn) => arn,
+            None => {
+                let tags = plan::owner_tags(pool, &BTreeMap::new());
+                match driver
+                    .ensure_node_role(&target, &plan::node_role_name(pool), &tags)
+                    .await
+                {
+                    Ok(arn) => arn,
+                    Err(e) => return rejected_or_retry(e, "CreateRole (spec.eks.createRoles)"),
+                }
+            }
+        };
+        let request = plan::nodegroup_request(
+            pool,
+            cluster,
+            control_plane_version.as_deref(),
+            &node_role,
+            failures,
+        );
         return match driver.create_nodegroup(&target, &request).await {
             Ok(())
             | Err(AwsError {
@@ -220,6 +232,31 @@ pub async fn run(
             current,
             Some(Duration::from_secs(60)),
         ),
+        _ if behind(&found, control_plane_version.as_deref()) => {
+            let target_version = control_plane_version.clone().unwrap_or_default();
+            match driver
+                .update_nodegroup_version(&target, &cluster_name, &name, &target_version)
+                .await
+            {
+                Ok(())
+                | Err(AwsError {
+                    kind: ErrorKind::InUse,
+                    ..
+                }) => work(
+                    Desired::no(
+                        types::READY,
+                        reasons::NODEGROUP_UPDATING,
+                        format!(
+                            "upgrading {what} from {} to {target_version}, the control plane's version",
+                            found.version.as_deref().unwrap_or("?")
+                        ),
+                    ),
+                    current,
+                    Some(POLL),
+                ),
+                Err(e) => return rejected_or_retry(e, "UpdateNodegroupVersion"),
+            }
+        }
         _ => {
             let update = plan::nodegroup_update(pool, cluster, &found);
             if update.is_empty() {
@@ -253,6 +290,14 @@ pub async fn run(
         }
     };
     Ok(Some(step))
+}
+
+/// Whether the nodes run an older minor than the (ACTIVE) control plane.
+fn behind(found: &EksNodegroup, control_plane: Option<&str>) -> bool {
+    match (found.version.as_deref(), control_plane) {
+        (Some(nodes), Some(cp)) => plan::is_older(nodes, cp),
+        _ => false,
+    }
 }
 
 fn issues(found: &EksNodegroup) -> String {
@@ -331,7 +376,31 @@ fn rejected_or_retry(e: AwsError, call: &str) -> Result<Option<Work>> {
     }
 }
 
-/// Delete the node group; `None` when this stage does not apply.
+/// Delete the IAM role mk8 created for the pool's nodes, if it did.
+async fn delete_created_role(
+    pool: &NodePool,
+    driver: &dyn crate::providers::EksApi,
+    target: &crate::providers::eks::Target,
+) -> Result<()> {
+    let created = pool
+        .spec
+        .eks
+        .as_ref()
+        .is_some_and(|e| e.create_roles && e.node_role_arn.is_none());
+    if created {
+        driver
+            .delete_node_role(
+                target,
+                &plan::node_role_name(pool),
+                &pool.uid().unwrap_or_default(),
+            )
+            .await
+            .map_err(retryable)?;
+    }
+    Ok(())
+}
+
+/// Delete the node group (then the node role mk8 created); `None` when this stage does not apply.
 pub async fn cleanup(pool: &NodePool, ctx: &Context) -> Result<Option<Action>> {
     let (Some(driver), Some(_)) = (ctx.providers.eks.clone(), &pool.spec.eks) else {
         return Ok(None);
@@ -353,6 +422,7 @@ pub async fn cleanup(pool: &NodePool, ctx: &Context) -> Result<Option<Action>> {
         .await
         .map_err(retryable)?
     else {
+        delete_created_role(pool, driver.as_ref(), &target).await?;
         return Ok(Some(Action::await_change()));
     };
     if plan::ownership_conflict("", &found.tags, &pool.uid().unwrap_or_default()).is_some() {
@@ -369,7 +439,10 @@ pub async fn cleanup(pool: &NodePool, ctx: &Context) -> Result<Option<Action>> {
         .await
         .map_err(retryable)?
     {
-        None => Ok(Some(Action::await_change())),
+        None => {
+            delete_created_role(pool, driver.as_ref(), &target).await?;
+            Ok(Some(Action::await_change()))
+        }
         Some(_) => Err(Error::CleanupBlocked(format!(
             "waiting for node group {name} of EKS cluster {cluster_name} to be deleted"
         ))),

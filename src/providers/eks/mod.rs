@@ -169,6 +169,8 @@ pub struct NodegroupRequest {
     pub cluster: String,
     /// Node group name.
     pub name: String,
+    /// Kubernetes version (the control plane's).
+    pub version: Option<String>,
     /// Node IAM role.
     pub node_role: String,
     /// Subnets.
@@ -200,6 +202,8 @@ pub struct EksNodegroup {
     pub name: String,
     /// `CREATING | ACTIVE | UPDATING | DELETING | CREATE_FAILED | DELETE_FAILED | DEGRADED`.
     pub status: String,
+    /// Kubernetes version of the nodes.
+    pub version: Option<String>,
     /// Scaling.
     pub scaling: NodegroupScaling,
     /// Labels.
@@ -323,12 +327,57 @@ pub trait EksApi: Send + Sync {
         update: &'a NodegroupConfigUpdate,
     ) -> BoxFuture<'a, AwsResult<()>>;
 
+    /// UpdateNodegroupVersion to `version` (after the control plane reached it).
+    fn update_nodegroup_version<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        name: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>>;
+
     /// DeleteNodegroup; a missing node group is not an error.
     fn delete_nodegroup<'a>(
         &'a self,
         target: &'a Target,
         cluster: &'a str,
         name: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>>;
+
+    /// CreateAccessEntry for `principal` on `cluster`; an existing entry is not an error.
+    fn create_access_entry<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        principal: &'a str,
+        tags: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, AwsResult<()>>;
+
+    /// AssociateAccessPolicy `policy` cluster-wide for `principal` (idempotent in EKS).
+    fn associate_access_policy<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        principal: &'a str,
+        policy: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>>;
+
+    /// The ARN of IAM role `name` for nodes, creating it (EC2 trust, the node policies, `tags`)
+    /// when absent; a role of that name owned by someone else is refused.
+    fn ensure_node_role<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        tags: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, AwsResult<String>>;
+
+    /// Detach the policies of IAM role `name` and delete it, if it exists and its owner tag is
+    /// `owner_uid`.
+    fn delete_node_role<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        owner_uid: &'a str,
     ) -> BoxFuture<'a, AwsResult<()>>;
 
     /// A fresh bearer token for the API server of `cluster`.

@@ -22,6 +22,18 @@ pub fn nodegroup_name(pool: &NodePool) -> String {
     pool.name_any()
 }
 
+/// Name of the IAM role mk8 creates for a pool's nodes (`createRoles: true`): unique per pool.
+pub fn node_role_name(pool: &NodePool) -> String {
+    format!("mk8-nodes-{}", pool.uid().unwrap_or_default())
+}
+
+/// Managed policies every EKS node role needs.
+pub const NODE_ROLE_POLICIES: [&str; 3] = [
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+];
+
 /// Tags on everything made for `owner`: the user's tags, then the ownership tags (which win).
 pub fn owner_tags<K: kube::Resource>(
     owner: &K,
@@ -95,6 +107,11 @@ fn minor(version: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// Whether minor version `version` is older than `than` (unparsable versions are not).
+pub fn is_older(version: &str, than: &str) -> bool {
+    matches!((minor(version), minor(than)), (Some(a), Some(b)) if a < b)
+}
+
 /// Decide the next step from `running` towards `desired`: one minor at a time, never down.
 pub fn version_step(running: Option<&str>, desired: Option<&str>) -> VersionStep {
     let (Some(running), Some(desired)) = (running, desired) else {
@@ -158,6 +175,7 @@ fn scaling(pool: &NodePool) -> NodegroupScaling {
 pub fn nodegroup_request(
     pool: &NodePool,
     cluster: &Cluster,
+    control_plane_version: Option<&str>,
     node_role: &str,
     attempt: u32,
 ) -> NodegroupRequest {
@@ -171,6 +189,7 @@ pub fn nodegroup_request(
     NodegroupRequest {
         cluster: cluster_name(cluster),
         name: nodegroup_name(pool),
+        version: control_plane_version.map(str::to_string),
         node_role: node_role.to_string(),
         subnets,
         instance_types: eks.instance_types.clone(),

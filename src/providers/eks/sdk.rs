@@ -19,9 +19,12 @@ use sha2::{Digest, Sha256};
 
 use super::{
     AwsError, AwsResult, ClusterRequest, EksApi, EksCluster, EksNodegroup, ErrorKind,
-    NodegroupConfigUpdate, NodegroupRequest, NodegroupScaling, NodegroupTaint, Target, Token,
-    token,
+    NodegroupConfigUpdate, NodegroupRequest, NodegroupScaling, NodegroupTaint, OWNER_TAG, Target,
+    Token, plan, token,
 };
+
+/// Lets EC2 instances (the nodes) assume the node role.
+const NODE_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// The EKS driver on aws-sdk-eks.
 pub struct SdkEks {
@@ -118,8 +121,10 @@ where
             let code = service.err().code().unwrap_or("Unknown").to_string();
             let message = service.err().message().unwrap_or_default().to_string();
             let kind = match code.as_str() {
-                "ResourceNotFoundException" | "NotFoundException" => ErrorKind::NotFound,
-                "ResourceInUseException" => ErrorKind::InUse,
+                "ResourceNotFoundException" | "NotFoundException" | "NoSuchEntity" => {
+                    ErrorKind::NotFound
+                }
+                "ResourceInUseException" | "EntityAlreadyExists" => ErrorKind::InUse,
                 c if c.contains("Throttl") || c == "TooManyRequestsException" => {
                     ErrorKind::Throttled
                 }
@@ -208,6 +213,7 @@ fn nodegroup_in(n: &eks::Nodegroup) -> EksNodegroup {
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
+        version: n.version().map(str::to_string),
         scaling: NodegroupScaling {
             min: scaling.and_then(|s| s.min_size()).unwrap_or_default(),
             max: scaling.and_then(|s| s.max_size()).unwrap_or_default(),
@@ -415,6 +421,7 @@ impl EksApi for SdkEks {
                 .cluster_name(&request.cluster)
                 .nodegroup_name(&request.name)
                 .node_role(&request.node_role)
+                .set_version(request.version.clone())
                 .set_subnets(Some(request.subnets.clone()))
                 .set_instance_types(Some(request.instance_types.clone()))
                 .set_ami_type(request.ami_type.as_deref().map(eks::AmiTypes::from))
@@ -487,6 +494,28 @@ impl EksApi for SdkEks {
         .boxed()
     }
 
+    fn update_nodegroup_version<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        name: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        async move {
+            self.client(target)
+                .await
+                .update_nodegroup_version()
+                .cluster_name(cluster)
+                .nodegroup_name(name)
+                .version(version)
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn delete_nodegroup<'a>(
         &'a self,
         target: &'a Target,
@@ -504,6 +533,175 @@ impl EksApi for SdkEks {
                 .await
                 .map_err(classify);
             absent_ok(result).map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn create_access_entry<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        principal: &'a str,
+        tags: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        async move {
+            let result = self
+                .client(target)
+                .await
+                .create_access_entry()
+                .cluster_name(cluster)
+                .principal_arn(principal)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(classify);
+            match result {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind == ErrorKind::InUse => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
+    }
+
+    fn associate_access_policy<'a>(
+        &'a self,
+        target: &'a Target,
+        cluster: &'a str,
+        principal: &'a str,
+        policy: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        async move {
+            self.client(target)
+                .await
+                .associate_access_policy()
+                .cluster_name(cluster)
+                .principal_arn(principal)
+                .policy_arn(policy)
+                .access_scope(
+                    eks::AccessScope::builder()
+                        .r#type(eks::AccessScopeType::Cluster)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(classify)?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn ensure_node_role<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        tags: &'a BTreeMap<String, String>,
+    ) -> BoxFuture<'a, AwsResult<String>> {
+        async move {
+            let iam = aws_sdk_iam::Client::new(&self.config(target).await);
+            let existing = absent_ok(iam.get_role().role_name(name).send().await.map_err(classify))?;
+            let arn = match existing.as_ref().and_then(|out| out.role()) {
+                Some(role) => {
+                    let owner = role
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == OWNER_TAG)
+                        .map(|t| t.value().to_string());
+                    if owner.as_ref() != tags.get(OWNER_TAG) {
+                        return Err(AwsError::new(
+                            ErrorKind::Invalid,
+                            "RoleOwnedElsewhere",
+                            format!(
+                                "IAM role {name} exists and its tag {OWNER_TAG} is not this NodePool's UID"
+                            ),
+                        ));
+                    }
+                    role.arn().to_string()
+                }
+                None => {
+                    let iam_tags = tags
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()
+                        })
+                        .collect();
+                    let created = iam
+                        .create_role()
+                        .role_name(name)
+                        .assume_role_policy_document(NODE_TRUST_POLICY)
+                        .description("EKS node role created by mk8")
+                        .set_tags(Some(iam_tags))
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    created.role().map(|r| r.arn().to_string()).unwrap_or_default()
+                }
+            };
+            // Attaching is idempotent: a creation interrupted before its policies resumes here.
+            for policy in plan::NODE_ROLE_POLICIES {
+                iam.attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(policy)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+            }
+            Ok(arn)
+        }
+        .boxed()
+    }
+
+    fn delete_node_role<'a>(
+        &'a self,
+        target: &'a Target,
+        name: &'a str,
+        owner_uid: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        async move {
+            let iam = aws_sdk_iam::Client::new(&self.config(target).await);
+            let existing = absent_ok(
+                iam.get_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(classify),
+            )?;
+            let Some(role) = existing.as_ref().and_then(|out| out.role()) else {
+                return Ok(());
+            };
+            if !role
+                .tags()
+                .iter()
+                .any(|t| t.key() == OWNER_TAG && t.value() == owner_uid)
+            {
+                return Ok(());
+            }
+            let attached = iam
+                .list_attached_role_policies()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(classify)?;
+            for policy in attached.attached_policies() {
+                if let Some(arn) = policy.policy_arn() {
+                    absent_ok(
+                        iam.detach_role_policy()
+                            .role_name(name)
+                            .policy_arn(arn)
+                            .send()
+                            .await
+                            .map_err(classify),
+                    )?;
+                }
+            }
+            absent_ok(
+                iam.delete_role()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(classify),
+            )?;
+            Ok(())
         }
         .boxed()
     }

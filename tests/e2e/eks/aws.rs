@@ -33,6 +33,8 @@ impl Moto {
             .port();
         let child = tokio::process::Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AWS-managed IAM policies (the EKS node policies) exist only when loaded.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -83,6 +85,8 @@ pub struct Faults {
     /// The next N EKS calls answer 503.
     pub unavailable: AtomicU32,
     rewrites: Mutex<VecDeque<Rewrite>>,
+    /// Version updates moto does not implement, played here: path → (version, UPDATING answers left).
+    versions: Mutex<std::collections::HashMap<String, (String, u32)>>,
     log: Mutex<Vec<String>>,
 }
 
@@ -186,6 +190,12 @@ async fn handle(
         line = format!("{line} Action={action}");
     }
     let eks = path.starts_with("/clusters");
+    if parts.method == hyper::Method::POST
+        && let Some(response) = emulate_version_update(faults, &path, &body)
+    {
+        faults.log.lock().unwrap().push(format!("{line} -> 200"));
+        return Ok(response);
+    }
     let injected = if eks && take(&faults.throttle) {
         Some(answer(400, "ThrottlingException", "Rate exceeded"))
     } else if eks && take(&faults.unavailable) {
@@ -235,7 +245,65 @@ async fn handle(
     Ok(Response::from_parts(head, Full::new(body)))
 }
 
+/// UpdateClusterVersion (`POST /clusters/<c>/updates`) and UpdateNodegroupVersion
+/// (`POST /clusters/<c>/node-groups/<n>/update-version`), which moto lacks: remember the version
+/// and report UPDATING for a few DescribeCluster/DescribeNodegroup answers.
+fn emulate_version_update(
+    faults: &Faults,
+    path: &str,
+    body: &[u8],
+) -> Option<Response<Full<Bytes>>> {
+    if let Some(response) = emulate_access_entries(path, body) {
+        return Some(response);
+    }
+    let target = if let Some(cluster) = path.strip_suffix("/updates") {
+        (cluster.matches('/').count() == 2).then(|| cluster.to_string())?
+    } else {
+        path.strip_suffix("/update-version")?.to_string()
+    };
+    let version = serde_json::from_slice::<serde_json::Value>(body).ok()?["version"]
+        .as_str()?
+        .to_string();
+    faults
+        .versions
+        .lock()
+        .unwrap()
+        .insert(target, (version.clone(), 2));
+    let update = serde_json::json!({"update": {
+        "id": "00000000-0000-0000-0000-000000000001", "status": "InProgress", "type": "VersionUpdate",
+        "params": [{"type": "Version", "value": version}], "errors": [],
+    }});
+    Some(
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(update.to_string())))
+            .unwrap(),
+    )
+}
+
+/// CreateAccessEntry (`POST /clusters/<c>/access-entries`) and AssociateAccessPolicy
+/// (`POST /clusters/<c>/access-entries/<principal>/access-policies`), which moto lacks.
+fn emulate_access_entries(path: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
+    let request = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let answer = if path.ends_with("/access-entries") {
+        serde_json::json!({"accessEntry": {"principalArn": request["principalArn"], "type": "STANDARD"}})
+    } else if path.ends_with("/access-policies") && path.contains("/access-entries/") {
+        serde_json::json!({"associatedAccessPolicy": {"policyArn": request["policyArn"], "accessScope": request["accessScope"]}})
+    } else {
+        return None;
+    };
+    Some(
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(answer.to_string())))
+            .unwrap(),
+    )
+}
+
 fn rewrite(faults: &Faults, path: &str, body: Bytes) -> Bytes {
+    let body = apply_version(faults, path, body);
     let mut rules = faults.rewrites.lock().unwrap();
     let Some(rule) = rules.iter_mut().find(|r| r.path == path && r.times > 0) else {
         return body;
@@ -254,6 +322,26 @@ fn rewrite(faults: &Faults, path: &str, body: Bytes) -> Bytes {
     value[key]["status"] = rule.status.clone().into();
     if let Some((code, message)) = &rule.issue {
         value[key]["health"] = serde_json::json!({"issues": [{"code": code, "message": message}]});
+    }
+    Bytes::from(value.to_string())
+}
+
+fn apply_version(faults: &Faults, path: &str, body: Bytes) -> Bytes {
+    let mut versions = faults.versions.lock().unwrap();
+    let Some((version, updating)) = versions.get_mut(path) else {
+        return body;
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    for key in ["cluster", "nodegroup"] {
+        if value.get(key).is_some() {
+            value[key]["version"] = version.clone().into();
+            if *updating > 0 {
+                *updating -= 1;
+                value[key]["status"] = "UPDATING".into();
+            }
+        }
     }
     Bytes::from(value.to_string())
 }
@@ -290,4 +378,18 @@ pub async fn nodegroups(client: &aws_sdk_eks::Client, cluster: &str) -> Vec<Stri
         }
         Err(_) => Vec::new(),
     }
+}
+
+/// An IAM client talking to moto directly, for assertions.
+pub fn iam_client(moto: &Moto) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new(REGION))
+        .endpoint_url(moto.url())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
 }

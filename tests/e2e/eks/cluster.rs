@@ -345,3 +345,44 @@ async fn the_token_is_refreshed_before_it_expires_and_a_role_is_assumed() {
     assert_no_secret_anywhere(&env);
     env.stop_operator().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_entries_are_created_and_associated_once_per_change() {
+    let mut env = Env::start().await;
+    env.start_operator().await;
+    let admins = "arn:aws:iam::123456789012:role/platform-admins";
+    env.cluster(
+        "acl",
+        eks_spec(json!({"eks": {"accessEntries": [{"principalArn": admins}]}})),
+    )
+    .await;
+    ready(&env, "cluster", "acl", "True", "ControlPlaneReady").await;
+    let calls = env.proxy.faults.calls();
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("POST /clusters/acl/access-entries -> 200"),
+        1,
+        "{calls:?}"
+    );
+    let associations = calls
+        .iter()
+        .filter(|c| {
+            c.starts_with("POST /clusters/acl/access-entries/") && c.contains("/access-policies")
+        })
+        .count();
+    assert_eq!(associations, 1, "{calls:?}");
+    // Another reconcile (after a restart) sends nothing again.
+    env.start_operator().await;
+    env.k8s
+        .kubectl(&["annotate", "-n", NS, "cluster", "acl", "touch=1"]);
+    ready(&env, "cluster", "acl", "True", "ControlPlaneReady").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("POST /clusters/acl/access-entries -> 200"),
+        1
+    );
+    env.stop_operator().await;
+}

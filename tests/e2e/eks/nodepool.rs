@@ -187,3 +187,112 @@ async fn a_create_failed_node_group_is_surfaced_and_retried_with_backoff() {
     );
     env.stop_operator().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_upgrades_one_minor_at_a_time_then_its_node_groups() {
+    let mut env = Env::start().await;
+    env.start_operator().await;
+    env.cluster("prod", eks_spec(json!({}))).await;
+    env.pool("web", pool_spec()).await;
+    ready(&env, "nodepool", "web", "True", "NodegroupReady").await;
+    assert_eq!(nodegroup(&env, "web").await.version(), Some("1.31"));
+
+    // A skip is refused, and nothing is sent to AWS.
+    env.patch_spec::<Cluster>("prod", json!({"kubernetesVersion": "1.33"}))
+        .await;
+    let refused = ready(&env, "cluster", "prod", "False", "VersionChangeRefused").await;
+    let (_, _, message) = condition(&refused, "Ready").unwrap();
+    assert!(message.contains("set 1.32 first"), "{message}");
+    assert_eq!(env.proxy.faults.count("POST /clusters/prod/updates"), 0);
+
+    // One minor: UpdateClusterVersion, UPDATING polled, then the node group follows.
+    env.patch_spec::<Cluster>("prod", json!({"kubernetesVersion": "1.32"}))
+        .await;
+    env.start_operator().await;
+    let upgraded = ready(&env, "cluster", "prod", "True", "ControlPlaneReady").await;
+    assert_eq!(upgraded["status"]["kubernetesVersion"], "1.32");
+    assert_eq!(env.proxy.faults.count("POST /clusters/prod/updates"), 1);
+    let faults = &env.proxy.faults;
+    until("the node group to follow", WAIT, || async move {
+        if faults.count("POST /clusters/prod/node-groups/web/update-version") == 1 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", faults.calls()))
+        }
+    })
+    .await;
+    ready(&env, "nodepool", "web", "True", "NodegroupReady").await;
+    assert_eq!(
+        env.proxy
+            .faults
+            .count("POST /clusters/prod/node-groups/web/update-version"),
+        1,
+        "upgraded once"
+    );
+    env.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_role_is_created_with_the_node_policies_and_removed_with_the_pool() {
+    let mut env = Env::start().await;
+    env.start_operator().await;
+    env.cluster("prod", eks_spec(json!({}))).await;
+    let mut spec = pool_spec();
+    spec["eks"].as_object_mut().unwrap().remove("nodeRoleArn");
+    spec["eks"]["createRoles"] = json!(true);
+    let pool = env.pool("auto", spec).await;
+    ready(&env, "nodepool", "auto", "True", "NodegroupReady").await;
+
+    let iam = aws::iam_client(&env.moto);
+    let role_name = format!("mk8-nodes-{}", kube::ResourceExt::uid(&pool).unwrap());
+    let role = iam
+        .get_role()
+        .role_name(&role_name)
+        .send()
+        .await
+        .expect("role created");
+    let arn = role.role().unwrap().arn().to_string();
+    assert_eq!(
+        nodegroup(&env, "auto").await.node_role(),
+        Some(arn.as_str())
+    );
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(&role_name)
+        .send()
+        .await
+        .unwrap();
+    let mut policies: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
+    policies.sort();
+    assert_eq!(
+        policies,
+        [
+            "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+            "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+            "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+        ],
+        "{attached:?}"
+    );
+
+    // A restart does not create a second role or node group; deleting the pool removes both.
+    env.start_operator().await;
+    env.k8s
+        .kubectl(&["annotate", "-n", NS, "nodepool", "auto", "touch=1"]);
+    ready(&env, "nodepool", "auto", "True", "NodegroupReady").await;
+    assert_eq!(env.proxy.faults.count("POST / Action=CreateRole"), 1);
+    Api::<NodePool>::namespaced(env.client.clone(), NS)
+        .delete("auto", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.gone("nodepool", "auto").await;
+    assert!(aws::nodegroups(&env.eks, "prod").await.is_empty());
+    assert!(
+        iam.get_role().role_name(&role_name).send().await.is_err(),
+        "role removed"
+    );
+    env.stop_operator().await;
+}

@@ -81,6 +81,8 @@ fn versions_move_one_minor_at_a_time() {
         panic!("a downgrade is refused")
     };
     assert!(down.contains("cannot downgrade"), "{down}");
+    assert!(is_older("1.30", "1.32") && is_older("1.9", "1.10"));
+    assert!(!is_older("1.32", "1.32") && !is_older("1.33", "1.32") && !is_older("x", "1.32"));
 }
 
 #[test]
@@ -88,7 +90,13 @@ fn the_nodegroup_request_uses_the_cluster_subnets_and_eks_taint_names() {
     let p = pool(
         "    labels: {role: web}\n    taints: [{key: gpu, value: \"yes\", effect: NoSchedule}]\n    capacityType: SPOT",
     );
-    let r = nodegroup_request(&p, &cluster(), "arn:aws:iam::123456789012:role/nodes", 2);
+    let r = nodegroup_request(
+        &p,
+        &cluster(),
+        Some("1.31"),
+        "arn:aws:iam::123456789012:role/nodes",
+        2,
+    );
     assert_eq!(r.cluster, "prod");
     assert_eq!(r.name, "workers");
     assert_eq!(r.subnets, cluster().spec.eks.unwrap().vpc.subnet_ids);
@@ -104,6 +112,11 @@ fn the_nodegroup_request_uses_the_cluster_subnets_and_eks_taint_names() {
     assert_eq!(r.taints[0].effect, "NO_SCHEDULE");
     assert_eq!(r.tags[OWNER_TAG], "pool-uid");
     assert_eq!(r.client_request_token, "pool-uid-2");
+    assert_eq!(
+        r.version.as_deref(),
+        Some("1.31"),
+        "nodes start at the control plane's version"
+    );
 }
 
 #[test]

@@ -51,6 +51,30 @@ fn desired(fleet: &Fleet, roles: &[Role]) -> Vec<DesiredNode> {
         .collect()
 }
 
+/// Targets for the nodes at `indices`, named `node-<position>`.
+pub fn targets_for(fleet: &Fleet, indices: &[usize]) -> Vec<Target> {
+    indices
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| Target {
+            name: format!("node-{i}"),
+            access: fleet.access(&fleet.nodes[k]),
+        })
+        .collect()
+}
+
+/// Observe, plan and execute once (for the benchmark).
+pub async fn install_nodes(
+    pool: &SshPool,
+    fleet: &Fleet,
+    release: &Release,
+    roles: &[Role],
+    targets: &[Target],
+    max_parallel: usize,
+) -> BTreeMap<String, Progress> {
+    install(pool, fleet, release, roles, targets, max_parallel).await
+}
+
 fn targets(fleet: &Fleet, count: usize) -> Vec<Target> {
     (0..count)
         .map(|i| Target {

@@ -1,6 +1,7 @@
 //! RKE2 on SSH hosts, end to end: real sshd nodes in network namespaces, a test-built release.
 
 mod artifacts;
+mod bench;
 pub mod fleet;
 mod install;
 mod operator;

@@ -113,6 +113,7 @@ async fn install_wall_time_and_upload_throughput() {
     let scp = Command::new("scp")
         .args([
             "-q",
+            "-O",
             "-i",
             key.to_str().unwrap(),
             "-o",

@@ -369,17 +369,24 @@ fn install(dir: &str, role: Role, version: &str) -> Script {
     ]))
 }
 
-/// Enable and start the service. With systemd running, through `systemctl`; without it (test
-/// nodes in network namespaces, minimal containers), `<prefix>/bin/rke2 <role>` runs detached
-/// under nohup with its pid in the marker directory, so a second start is a no-op.
+/// Enable and (re)start the service: this step only runs when its inputs changed (new config,
+/// new version), so a running service is restarted to pick them up. With systemd running,
+/// through `systemctl`; without it (test nodes in network namespaces, minimal containers),
+/// `<prefix>/bin/rke2 <role>` runs detached under nohup with its pid in the marker directory.
 fn start(role: Role) -> Script {
     let script = r#"
 role="$1"; prefix="$2"; state="$3"
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  exec systemctl enable --now "rke2-$role.service"
+  systemctl enable "rke2-$role.service" && exec systemctl restart "rke2-$role.service"
 fi
 mkdir -p "$state"
-if [ -f "$state/rke2.pid" ] && kill -0 "$(cat "$state/rke2.pid")" 2>/dev/null; then exit 0; fi
+if [ -f "$state/rke2.pid" ]; then
+  pid="$(cat "$state/rke2.pid")"
+  if kill "$pid" 2>/dev/null; then
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  fi
+fi
 nohup "$prefix/bin/rke2" "$role" > "$state/rke2-$role.log" 2>&1 < /dev/null &
 echo $! > "$state/rke2.pid"
 "#;

@@ -379,3 +379,48 @@ async fn a_host_key_learned_on_first_contact_is_reported() {
         format!("joined and ready; host key {expected} was learned on first contact")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_restarts_servers_one_by_one_then_the_agents() {
+    let Some(fleet) = Fleet::start("a_new_version_restarts_servers_one_by_one", 4) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    let roles = [Role::Server, Role::Server, Role::Agent, Role::Agent];
+    let targets = targets(&fleet, 4);
+    assert_all_ready(
+        &install(&pool, &fleet, &release, &roles, &targets, 5).await,
+        4,
+    );
+    let cache = ArtifactCache::new(fleet.dir().join("cache"));
+    let verified = cache
+        .release(&Source::Directory(release.dir.clone()), "canal")
+        .await
+        .unwrap();
+    let (observed, _) = execute::observe(&pool, &targets, Duration::from_secs(10)).await;
+    let next = "v1.33.2+rke2r1";
+    let plan = plan::build(&desired(&fleet, &roles), &observed, &verified, next, 5);
+    let outcomes = execute::execute(&pool, &targets, &plan, &options(), &|_| {}).await;
+    assert_all_ready(&outcomes, 4);
+    let second = |node: &Node, event: &str| {
+        let times: Vec<f64> = events(node)
+            .into_iter()
+            .filter(|(e, _)| e == event)
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(times.len(), 2, "{} {event}: {times:?}", node.netns);
+        times[1]
+    };
+    for node in &fleet.nodes {
+        assert!(
+            node.host_path(&format!("{}/{next}/install.sh", plan::ARTIFACT_DIR))
+                .exists()
+        );
+    }
+    // Servers restart one at a time, each after the previous is ready again; agents after them.
+    assert!(second(&fleet.nodes[1], "start") >= second(&fleet.nodes[0], "ready"));
+    for agent in &fleet.nodes[2..] {
+        assert!(second(agent, "start") >= second(&fleet.nodes[1], "ready"));
+    }
+}

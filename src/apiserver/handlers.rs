@@ -8,7 +8,7 @@ use super::http::{ApiRequest, Body, full, json_response};
 use super::router::{ResourcePath, Route, route};
 use super::state::{State, Target};
 use super::status::{ApiError, ApiResult};
-use super::{discovery, openapi, read, watch, write};
+use super::{delete, discovery, openapi, read, watch, write};
 
 /// Paths answered without a token, like kube-apiserver's health endpoints.
 pub fn is_public(path: &str) -> bool {
@@ -78,11 +78,11 @@ fn resource(state: &Arc<State>, req: &ApiRequest, path: ResourcePath) -> ApiResu
         (&Method::GET, true, None | Some("status")) => read::get(state, &target, req),
         (&Method::GET, false, None) => read::list(state, &target, req),
         (&Method::POST, false, None) => write::create(state, &target, req),
-        (&Method::POST, true, Some("eviction")) => write::evict(state, &target, req),
+        (&Method::POST, true, Some("eviction")) => delete::evict(state, &target, req),
         (&Method::PUT, true, None | Some("status")) => write::update(state, &target, req),
         (&Method::PATCH, true, None | Some("status")) => write::patch(state, &target, req),
-        (&Method::DELETE, true, None) => write::delete(state, &target, req),
-        (&Method::DELETE, false, None) => write::delete_collection(state, &target, req),
+        (&Method::DELETE, true, None) => delete::delete(state, &target, req),
+        (&Method::DELETE, false, None) => delete::delete_collection(state, &target, req),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

@@ -14,6 +14,7 @@ mod apply;
 mod builtin;
 mod cel;
 mod crd;
+mod delete;
 mod discovery;
 mod fields;
 mod gc;
@@ -35,6 +36,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod validation;
 mod watch;
 mod write;
 

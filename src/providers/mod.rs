@@ -52,6 +52,16 @@ pub trait NodeShell: Send + Sync {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, SshError>>;
 
+    /// Like [`NodeShell::run`], feeding `input` to the script's standard input (for secrets, which
+    /// must not appear on a command line).
+    fn run_with_input<'a>(
+        &'a self,
+        node: &'a NodeAccess,
+        script: &'a Script,
+        input: &'a [u8],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, SshError>>;
+
     /// Place a file on `node` unless it already holds that sha256; the sha256 is re-checked there.
     fn upload<'a>(
         &'a self,

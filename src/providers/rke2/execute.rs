@@ -318,6 +318,22 @@ async fn run_step(
                 ))
             }
         }
+        Action::RunWithInput(script, input) => {
+            let out = retry(options, || {
+                shell.run_with_input(access, script, input, options.step_timeout)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if out.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} failed (exit {}): {}",
+                    out.status.map_or("by signal".into(), |s| s.to_string()),
+                    out.stderr_tail()
+                ))
+            }
+        }
         Action::Upload(files) => {
             for file in files {
                 retry(options, || shell.upload(access, file, options.step_timeout))

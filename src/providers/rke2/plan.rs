@@ -95,6 +95,8 @@ impl StepKind {
 pub enum Action {
     /// Run a script; non-zero exit fails the step.
     Run(Script),
+    /// Run a script with this content on its standard input (config.yaml holds the token).
+    RunWithInput(Script, Vec<u8>),
     /// Upload files (skipped per file when the node holds the same sha256).
     Upload(Vec<Upload>),
     /// Poll a probe until it succeeds or the step times out.
@@ -225,7 +227,7 @@ pub fn build(
             (
                 StepKind::Config,
                 config_digest,
-                Action::Run(write_config(&node.config_yaml)),
+                Action::RunWithInput(write_config(), node.config_yaml.clone().into_bytes()),
             ),
             (
                 StepKind::Install,
@@ -346,12 +348,12 @@ done
     Script::of(Cmd::new("sh").args(args))
 }
 
-/// Write config.yaml atomically with mode 0600 (it holds the token).
-fn write_config(yaml: &str) -> Script {
+/// Write config.yaml (from standard input: it holds the token) atomically with mode 0600.
+fn write_config() -> Script {
     let partial = format!("{CONFIG_PATH}.mk8-partial");
     Script::of(Cmd::new("umask").arg("077"))
         .and(Cmd::new("mkdir").args(["-p", "/etc/rancher/rke2"]))
-        .and(Cmd::new("printf").args(["%s", yaml]))
+        .and(Cmd::new("cat"))
         .stdout_to(&partial)
         .and(Cmd::new("mv").args(["-f", &partial, CONFIG_PATH]))
 }

@@ -125,6 +125,26 @@ impl NodeShell for SshPool {
         })
     }
 
+    fn run_with_input<'a>(
+        &'a self,
+        node: &'a NodeAccess,
+        script: &'a Script,
+        input: &'a [u8],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, SshError>> {
+        Box::pin(async move {
+            let session = self.session(node).await?;
+            let command = script.clone().as_root(session.user());
+            let result = session
+                .exec(&command, Some(Box::new(input)), timeout, "command")
+                .await;
+            if let Err(e) = &result {
+                self.forget(node, e).await;
+            }
+            result
+        })
+    }
+
     fn upload<'a>(
         &'a self,
         node: &'a NodeAccess,

@@ -127,16 +127,16 @@ fn steps_carry_quoted_commands_and_the_install_contract() {
          INSTALL_RKE2_VERSION=v1.33.1+rke2r1 INSTALL_RKE2_TAR_PREFIX=/usr/local INSTALL_RKE2_METHOD=tar \
          sh /var/lib/rancher/mk8/artifacts/v1.33.1+rke2r1/install.sh"
     );
-    let Action::Run(config) = &agent.prepare[2].action else {
-        panic!("config runs a script")
+    let Action::RunWithInput(config, input) = &agent.prepare[2].action else {
+        panic!("config feeds the file on standard input")
     };
-    assert!(
-        config
-            .render()
-            .contains("printf %s 'node-name: \"x'\\''; touch /tmp/pwned\"\n'"),
-        "{}",
-        config.render()
+    // The token never appears on a command line: the content goes through stdin.
+    assert_eq!(
+        config.render(),
+        "umask 077 && mkdir -p /etc/rancher/rke2 && cat > /etc/rancher/rke2/config.yaml.mk8-partial \
+         && mv -f /etc/rancher/rke2/config.yaml.mk8-partial /etc/rancher/rke2/config.yaml"
     );
+    assert_eq!(input, nodes[3].config_yaml.as_bytes());
     let Action::Upload(files) = &agent.prepare[1].action else {
         panic!("upload uploads")
     };

@@ -58,12 +58,8 @@ impl Cluster {
 
     /// Run kubectl with optional stdin.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&self.cache)
-            .args(args)
+        let mut child = self
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -75,6 +71,18 @@ impl Cluster {
             .expect("stdin written");
         drop(input);
         child.wait_with_output().expect("kubectl finishes")
+    }
+
+    /// A kubectl command for this server, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args);
+        command
     }
 
     /// kubectl that must succeed; returns stdout.

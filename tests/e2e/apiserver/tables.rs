@@ -77,3 +77,52 @@ async fn builtin_columns() {
             .contains("tier=web")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_streams_rows() {
+    use std::io::BufRead;
+    let c = with_widgets().await;
+    c.apply("apiVersion: test.mk8.io/v1\nkind: Widget\nmetadata: {name: first}\nspec: {size: 1}\n");
+    let mut child = c
+        .command(&["get", "widgets", "--watch", "--output-watch-events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl get --watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with {needle}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    };
+    let initial = wait_for("first");
+    assert!(initial.starts_with("ADDED"), "{initial}");
+    c.apply(
+        "apiVersion: test.mk8.io/v1\nkind: Widget\nmetadata: {name: second}\nspec: {size: 7}\n",
+    );
+    let added = wait_for("second");
+    let cells: Vec<&str> = added.split_whitespace().collect();
+    assert_eq!(&cells[..3], &["ADDED", "second", "7"], "{added}");
+    c.ok(&["delete", "widget", "second", "--wait=false"]);
+    assert!(wait_for("second").starts_with("DELETED"));
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -267,3 +267,33 @@ async fn expired_resource_version_gives_410_and_the_watcher_relists() {
     );
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_watches_get_periodic_bookmarks() {
+    let c = Cluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(20), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.try_next().await.unwrap().unwrap() {
+        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.resource_version, rv),
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+    // Without allowWatchBookmarks there are none: the watch just times out.
+    let quiet: Vec<_> = api
+        .watch(&WatchParams::default().disable_bookmarks().timeout(6), &rv)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(quiet.is_empty());
+}

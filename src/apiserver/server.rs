@@ -103,10 +103,20 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
         headers: parts.headers,
         body,
     };
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let response = guarded(&api_request.path, || {
         handlers::handle(&state, &api_request, address)
-    }));
-    let response = match outcome {
+    });
+    tracing::debug!(method = %api_request.method, path = %api_request.path, status = response.status().as_u16(), "development API server request");
+    response
+}
+
+/// Run a handler, answering its error as a `Status` and a panic as a 500, so one bad request can
+/// never take the server down.
+fn guarded(
+    path: &str,
+    handler: impl FnOnce() -> Result<Response<Body>, ApiError>,
+) -> Response<Body> {
+    match std::panic::catch_unwind(AssertUnwindSafe(handler)) {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => error_response(&e),
         Err(panic) => {
@@ -115,12 +125,10 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(panic = %what, path = %api_request.path, "development API server: handler panicked");
+            tracing::error!(panic = %what, %path, "development API server: handler panicked");
             error_response(&ApiError::Internal(format!("handler panicked: {what}")))
         }
-    };
-    tracing::debug!(method = %api_request.method, path = %api_request.path, status = response.status().as_u16(), "development API server request");
-    response
+    }
 }
 
 /// Largest body read (and discarded) before answering 413, so the client sees the answer instead of
@@ -147,5 +155,18 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
         Err(ApiError::TooLarge)
     } else {
         Ok(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500_status() {
+        let response = guarded("/boom", || panic!("boom"));
+        assert_eq!(response.status().as_u16(), 500);
+        let response = guarded("/missing", || Err(ApiError::UnknownPath));
+        assert_eq!(response.status().as_u16(), 404);
     }
 }

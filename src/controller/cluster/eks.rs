@@ -19,7 +19,7 @@ use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::{Category, Error, Result};
 use crate::providers::eks::plan::{self, VersionStep};
 use crate::providers::eks::{
-    AwsCredentials, AwsError, EksApi, EksCluster, ErrorKind, Target, kubeconfig,
+    AwsCredentials, AwsError, EksApi, EksCluster, ErrorKind, NetworkRequest, Target, kubeconfig,
 };
 
 /// Reasons of the EKS stage.
@@ -89,7 +89,20 @@ pub async fn run(
         .await
         .map_err(retryable)?;
     let Some(found) = found else {
-        let request = plan::cluster_request(cluster);
+        let mut request = plan::cluster_request(cluster);
+        if let Some(create) = cluster.spec.eks.as_ref().and_then(|e| e.vpc.create.clone()) {
+            let network = NetworkRequest {
+                cidr: create.cidr,
+                zones: usize::try_from(create.availability_zones).unwrap_or(2),
+                tags: request.tags.clone(),
+            };
+            match driver.ensure_network(&target, &network).await {
+                Ok(made) => {
+                    request.subnet_ids = [made.public_subnets, made.private_subnets].concat();
+                }
+                Err(e) => return rejected_or_retry(e, "creating the VPC").map(|w| (Some(w), None)),
+            }
+        }
         return match driver.create_cluster(&target, &request).await {
             Ok(()) => {
                 ctx.event(
@@ -381,11 +394,7 @@ pub async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Option<Action>>
     let (Some(driver), Some(_)) = (ctx.providers.eks.clone(), &cluster.spec.eks) else {
         return Ok(None);
     };
-    let target = match target(ctx, cluster).await {
-        Ok(target) => target,
-        Err(Error::CleanupBlocked(why)) => return Err(Error::CleanupBlocked(why)),
-        Err(e) => return Err(e),
-    };
+    let target = target(ctx, cluster).await?;
     let name = plan::cluster_name(cluster);
     let owner = cluster.uid().unwrap_or_default();
     let Some(found) = driver
@@ -393,6 +402,7 @@ pub async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Option<Action>>
         .await
         .map_err(retryable)?
     else {
+        delete_network(cluster, driver.as_ref(), &target).await?;
         return Ok(Some(Action::await_change()));
     };
     let what = format!("EKS cluster {name}");
@@ -444,10 +454,36 @@ pub async fn cleanup(cluster: &Cluster, ctx: &Context) -> Result<Option<Action>>
         .await
         .map_err(retryable)?
     {
-        None => Ok(Some(Action::await_change())),
+        None => {
+            delete_network(cluster, driver.as_ref(), &target).await?;
+            Ok(Some(Action::await_change()))
+        }
         Some(_) => Err(Error::CleanupBlocked(format!(
             "waiting for {what} to be deleted"
         ))),
+    }
+}
+
+/// Delete the VPC mk8 created for the Cluster (`vpc.create`), once the control plane is gone.
+async fn delete_network(cluster: &Cluster, driver: &dyn EksApi, target: &Target) -> Result<()> {
+    if cluster
+        .spec
+        .eks
+        .as_ref()
+        .is_none_or(|e| e.vpc.create.is_none())
+    {
+        return Ok(());
+    }
+    match driver
+        .delete_network(target, &cluster.uid().unwrap_or_default())
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == ErrorKind::InUse => Err(Error::CleanupBlocked(format!(
+            "the VPC created for Cluster {} is still in use ({e}); retrying",
+            cluster.name_any()
+        ))),
+        Err(e) => Err(retryable(e)),
     }
 }
 

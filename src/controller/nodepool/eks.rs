@@ -166,13 +166,21 @@ pub async fn run(
                 }
             }
         };
-        let request = plan::nodegroup_request(
+        let mut request = plan::nodegroup_request(
             pool,
             cluster,
             control_plane_version.as_deref(),
             &node_role,
             failures,
         );
+        if request.subnets.is_empty() {
+            // The Cluster's VPC was made by mk8: nodes go to its public subnets.
+            let network = driver
+                .find_network(&target, &owner)
+                .await
+                .map_err(retryable)?;
+            request.subnets = network.map(|n| n.public_subnets).unwrap_or_default();
+        }
         return match driver.create_nodegroup(&target, &request).await {
             Ok(())
             | Err(AwsError {

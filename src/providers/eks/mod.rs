@@ -2,6 +2,7 @@
 //! implementation ([`SdkEks`]).
 
 pub mod kubeconfig;
+mod network;
 pub mod plan;
 mod sdk;
 pub mod token;
@@ -138,6 +139,28 @@ pub struct EksCluster {
     pub tags: BTreeMap<String, String>,
     /// Health issues AWS reports (`code: message`).
     pub issues: Vec<String>,
+}
+
+/// Networking mk8 created for a cluster (`vpc.create`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Network {
+    /// VPC id.
+    pub vpc_id: String,
+    /// Public subnets (route to the internet gateway), one per zone.
+    pub public_subnets: Vec<String>,
+    /// Private subnets, one per zone.
+    pub private_subnets: Vec<String>,
+}
+
+/// What `vpc.create` asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    /// VPC CIDR.
+    pub cidr: String,
+    /// Number of availability zones.
+    pub zones: usize,
+    /// Tags on everything, including [`OWNER_TAG`] (which also finds it again).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Scaling of a node group.
@@ -377,6 +400,28 @@ pub trait EksApi: Send + Sync {
         &'a self,
         target: &'a Target,
         name: &'a str,
+        owner_uid: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>>;
+
+    /// Find or create the VPC, internet gateway, subnets and public route table tagged with the
+    /// owner (`request.tags[OWNER_TAG]`); every step is looked up first, so it resumes.
+    fn ensure_network<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a NetworkRequest,
+    ) -> BoxFuture<'a, AwsResult<Network>>;
+
+    /// The network created for `owner_uid`, if any (lookups only).
+    fn find_network<'a>(
+        &'a self,
+        target: &'a Target,
+        owner_uid: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Option<Network>>>;
+
+    /// Delete the network created for `owner_uid`: route tables, subnets, internet gateway, VPC.
+    fn delete_network<'a>(
+        &'a self,
+        target: &'a Target,
         owner_uid: &'a str,
     ) -> BoxFuture<'a, AwsResult<()>>;
 

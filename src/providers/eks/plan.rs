@@ -34,6 +34,42 @@ pub const NODE_ROLE_POLICIES: [&str; 3] = [
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 ];
 
+/// Public and private subnet CIDRs per zone carved from `vpc_cidr`: the VPC split into equal
+/// blocks, the first `zones` public, the next `zones` private. `None` for a malformed CIDR.
+pub fn subnet_cidrs(vpc_cidr: &str, zones: usize) -> Option<Vec<(String, String)>> {
+    let (address, prefix) = vpc_cidr.split_once('/')?;
+    let prefix: u32 = prefix.parse().ok()?;
+    let octets: Vec<u32> = address
+        .split('.')
+        .map(|o| o.parse::<u32>().ok().filter(|v| *v < 256))
+        .collect::<Option<_>>()?;
+    if octets.len() != 4 || prefix > 24 || zones == 0 {
+        return None;
+    }
+    let base = octets.iter().fold(0u32, |acc, o| (acc << 8) | o) & (u32::MAX << (32 - prefix));
+    let bits = (2 * zones).next_power_of_two().trailing_zeros();
+    let sub_prefix = prefix + bits;
+    if sub_prefix > 28 {
+        return None;
+    }
+    let size = 1u32 << (32 - sub_prefix);
+    let cidr = |i: u32| {
+        let a = base + i * size;
+        format!(
+            "{}.{}.{}.{}/{sub_prefix}",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255,
+            a & 255
+        )
+    };
+    Some(
+        (0..zones as u32)
+            .map(|z| (cidr(z), cidr(zones as u32 + z)))
+            .collect(),
+    )
+}
+
 /// Tags on everything made for `owner`: the user's tags, then the ownership tags (which win).
 pub fn owner_tags<K: kube::Resource>(
     owner: &K,

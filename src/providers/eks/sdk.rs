@@ -18,9 +18,9 @@ use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use super::{
-    AwsError, AwsResult, ClusterRequest, EksApi, EksCluster, EksNodegroup, ErrorKind,
-    NodegroupConfigUpdate, NodegroupRequest, NodegroupScaling, NodegroupTaint, OWNER_TAG, Target,
-    Token, plan, token,
+    AwsError, AwsResult, ClusterRequest, EksApi, EksCluster, EksNodegroup, ErrorKind, Network,
+    NetworkRequest, NodegroupConfigUpdate, NodegroupRequest, NodegroupScaling, NodegroupTaint,
+    OWNER_TAG, Target, Token, network, plan, token,
 };
 
 /// Lets EC2 instances (the nodes) assume the node role.
@@ -111,7 +111,7 @@ fn config_key(target: &Target) -> String {
 }
 
 /// Sort an SDK failure into retry classes; the message is AWS's, which carries no secret.
-fn classify<E>(error: SdkError<E, HttpResponse>) -> AwsError
+pub(super) fn classify<E>(error: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -124,7 +124,9 @@ where
                 "ResourceNotFoundException" | "NotFoundException" | "NoSuchEntity" => {
                     ErrorKind::NotFound
                 }
-                "ResourceInUseException" | "EntityAlreadyExists" => ErrorKind::InUse,
+                "ResourceInUseException" | "EntityAlreadyExists" | "DependencyViolation" => {
+                    ErrorKind::InUse
+                }
                 c if c.contains("Throttl") || c == "TooManyRequestsException" => {
                     ErrorKind::Throttled
                 }
@@ -702,6 +704,42 @@ impl EksApi for SdkEks {
                     .map_err(classify),
             )?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn ensure_network<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a NetworkRequest,
+    ) -> BoxFuture<'a, AwsResult<Network>> {
+        async move {
+            let ec2 = aws_sdk_ec2::Client::new(&self.config(target).await);
+            network::ensure(&ec2, request).await
+        }
+        .boxed()
+    }
+
+    fn find_network<'a>(
+        &'a self,
+        target: &'a Target,
+        owner_uid: &'a str,
+    ) -> BoxFuture<'a, AwsResult<Option<Network>>> {
+        async move {
+            let ec2 = aws_sdk_ec2::Client::new(&self.config(target).await);
+            network::find(&ec2, owner_uid).await
+        }
+        .boxed()
+    }
+
+    fn delete_network<'a>(
+        &'a self,
+        target: &'a Target,
+        owner_uid: &'a str,
+    ) -> BoxFuture<'a, AwsResult<()>> {
+        async move {
+            let ec2 = aws_sdk_ec2::Client::new(&self.config(target).await);
+            network::delete(&ec2, owner_uid).await
         }
         .boxed()
     }

@@ -393,3 +393,17 @@ pub fn iam_client(moto: &Moto) -> aws_sdk_iam::Client {
         .build();
     aws_sdk_iam::Client::from_conf(config)
 }
+
+/// An EC2 client talking to moto directly, for assertions.
+pub fn ec2_client(moto: &Moto) -> aws_sdk_ec2::Client {
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(aws_sdk_ec2::config::Region::new(REGION))
+        .endpoint_url(moto.url())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}

@@ -296,3 +296,119 @@ async fn a_node_role_is_created_with_the_node_policies_and_removed_with_the_pool
     );
     env.stop_operator().await;
 }
+
+/// VPC ids in moto tagged with `owner`.
+async fn vpcs_of(ec2: &aws_sdk_ec2::Client, owner: &str) -> Vec<String> {
+    let out = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{}", mk8::providers::eks::OWNER_TAG))
+                .values(owner)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.vpcs()
+        .iter()
+        .filter_map(|v| v.vpc_id())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_vpc_carries_the_cluster_and_its_nodes_and_goes_with_the_cluster() {
+    let mut env = Env::start().await;
+    env.start_operator().await;
+    let mut spec = eks_spec(json!({}));
+    spec["eks"]["vpc"] = json!({"create": {"cidr": "10.20.0.0/16", "availabilityZones": 2}});
+    let cluster = env.cluster("prod", spec).await;
+    let uid = kube::ResourceExt::uid(&cluster).unwrap();
+    env.pool("web", pool_spec()).await;
+    ready(&env, "cluster", "prod", "True", "ControlPlaneReady").await;
+    ready(&env, "nodepool", "web", "True", "NodegroupReady").await;
+
+    let ec2 = aws::ec2_client(&env.moto);
+    let vpcs = vpcs_of(&ec2, &uid).await;
+    assert_eq!(vpcs.len(), 1, "one VPC tagged with the Cluster's UID");
+    let subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpcs[0])
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut cidrs: Vec<&str> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.cidr_block())
+        .collect();
+    cidrs.sort();
+    assert_eq!(
+        cidrs,
+        [
+            "10.20.0.0/18",
+            "10.20.128.0/18",
+            "10.20.192.0/18",
+            "10.20.64.0/18"
+        ]
+    );
+    let public: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| {
+            s.tags()
+                .iter()
+                .any(|t| t.key() == Some("kubernetes.io/role/elb"))
+        })
+        .filter_map(|s| s.subnet_id())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(public.len(), 2);
+    let control_plane = env
+        .eks
+        .describe_cluster()
+        .name("prod")
+        .send()
+        .await
+        .unwrap();
+    let vpc_config = control_plane
+        .cluster()
+        .unwrap()
+        .resources_vpc_config()
+        .unwrap();
+    assert_eq!(
+        vpc_config.subnet_ids().len(),
+        4,
+        "the control plane spans all subnets"
+    );
+    let mut nodes = nodegroup(&env, "web").await.subnets().to_vec();
+    nodes.sort();
+    let mut expected = public.clone();
+    expected.sort();
+    assert_eq!(nodes, expected, "nodes go to the public subnets");
+
+    // A restart creates nothing again; deleting the Cluster removes node group, cluster and VPC.
+    env.start_operator().await;
+    env.k8s
+        .kubectl(&["annotate", "-n", NS, "cluster", "prod", "touch=1"]);
+    ready(&env, "cluster", "prod", "True", "ControlPlaneReady").await;
+    assert_eq!(env.proxy.faults.count("POST / Action=CreateVpc"), 1);
+    assert_eq!(env.proxy.faults.count("POST / Action=CreateSubnet"), 4);
+    Api::<Cluster>::namespaced(env.client.clone(), NS)
+        .delete("prod", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.gone("cluster", "prod").await;
+    assert!(aws::clusters(&env.eks).await.is_empty());
+    assert!(
+        vpcs_of(&ec2, &uid).await.is_empty(),
+        "the VPC went with the cluster"
+    );
+    env.stop_operator().await;
+}

@@ -177,3 +177,30 @@ fn the_update_contains_only_what_changed() {
     };
     assert!(nodegroup_update(&pool(""), &cluster(), &converged).is_empty());
 }
+
+#[test]
+fn the_vpc_is_split_into_public_and_private_subnets_per_zone() {
+    assert_eq!(
+        subnet_cidrs("10.0.0.0/16", 2).unwrap(),
+        vec![
+            ("10.0.0.0/18".to_string(), "10.0.128.0/18".to_string()),
+            ("10.0.64.0/18".to_string(), "10.0.192.0/18".to_string()),
+        ]
+    );
+    let three = subnet_cidrs("192.168.0.0/20", 3).unwrap();
+    assert_eq!(
+        three[0],
+        ("192.168.0.0/23".to_string(), "192.168.6.0/23".to_string())
+    );
+    assert_eq!(three[2].1, "192.168.10.0/23");
+    assert_eq!(
+        subnet_cidrs("10.0.0.0/24", 6).unwrap()[5].1,
+        "10.0.0.176/28"
+    );
+    assert_eq!(subnet_cidrs("10.0.0/16", 2), None);
+    assert_eq!(
+        subnet_cidrs("10.0.0.0/24", 16),
+        None,
+        "blocks smaller than /28"
+    );
+}

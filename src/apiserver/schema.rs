@@ -229,4 +229,50 @@ mod tests {
             Cause::new("FieldValueRequired", "spec.size", "Required value")
         );
     }
+
+    #[test]
+    fn nullable_additional_properties_embedded_resources_and_counts() {
+        let schema = CrdSchema::new(json!({
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "maxProperties": 4,
+                    "properties": {
+                        "maybe": {"type": "string", "nullable": true},
+                        "never": {"type": "string"},
+                        "labels": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+                        "small": {"type": "integer", "format": "int32"},
+                        "items": {"type": "array", "maxItems": 1, "items": {"type": "string"}},
+                        "template": {"type": "object", "x-kubernetes-embedded-resource": true, "properties": {"spec": {"type": "object"}}}
+                    }
+                }
+            }
+        }));
+        let mut obj = json!({"spec": {"maybe": null, "never": null, "labels": {"a": "xy"},
+            "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"}, "spec": {}, "junk": 1}}});
+        let dropped = schema.prune(&mut obj);
+        assert_eq!(dropped, vec!["spec.template.junk".to_string()]);
+        assert!(obj["spec"]["maybe"].is_null(), "nullable null kept");
+        assert!(
+            obj["spec"].get("never").is_none(),
+            "non-nullable null pruned"
+        );
+        assert_eq!(
+            obj["spec"]["template"]["metadata"]["name"], "t",
+            "embedded metadata kept"
+        );
+        assert!(
+            schema.validate(&obj).is_empty(),
+            "{:?}",
+            schema.validate(&obj)
+        );
+
+        let bad = json!({"spec": {"labels": {"a": "long"}, "small": 3_000_000_000u64, "items": ["a", "b"], "x1": 1, "x2": 2}});
+        let causes = schema.validate(&bad);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        for f in ["spec", "spec.labels.a", "spec.small", "spec.items"] {
+            assert!(fields.contains(&f), "{f} missing from {causes:?}");
+        }
+    }
 }

@@ -142,13 +142,24 @@ impl Cluster {
         content_type: &str,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
+        self.raw_with(method, path, &[("content-type", content_type)], body)
+            .await
+    }
+
+    /// A raw HTTP request with arbitrary headers.
+    pub async fn raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
         let client = self.server.client().await.expect("client");
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", content_type)
-            .body(body)
-            .expect("request");
+        let mut builder = hyper::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(body).expect("request");
         let response = client
             .send(request.map(kube::client::Body::from))
             .await

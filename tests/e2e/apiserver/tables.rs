@@ -126,3 +126,52 @@ async fn kubectl_get_watch_streams_rows() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_rows_carry_metadata_or_the_whole_object() {
+    let c = with_widgets().await;
+    c.apply("apiVersion: test.mk8.io/v1\nkind: Widget\nmetadata: {name: t1, labels: {a: b}}\nspec: {size: 2}\n");
+    let accept = [(
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+    )];
+    let path = "/apis/test.mk8.io/v1/namespaces/default/widgets";
+    let (code, table) = c.raw_with("GET", path, &accept, Vec::new()).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (table["kind"].as_str(), table["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let names: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Name", "Size", "Ready", "Age"]);
+    let row = &table["rows"][0];
+    assert_eq!(row["cells"][0], "t1");
+    assert_eq!(row["cells"][1], 2);
+    assert_eq!(row["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(row["object"]["metadata"]["labels"]["a"], "b");
+    assert!(row["object"].get("spec").is_none());
+    let (_, full) = c
+        .raw_with(
+            "GET",
+            &format!("{path}?includeObject=Object"),
+            &accept,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(full["rows"][0]["object"]["spec"]["size"], 2);
+    // The legacy /watch/ path prefix streams the same events as ?watch=true.
+    let (code, _) = c
+        .raw_with(
+            "GET",
+            "/apis/test.mk8.io/v1/watch/namespaces/default/widgets?timeoutSeconds=1",
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(code, 200);
+}

@@ -151,9 +151,17 @@ where
     Ok(Running { admin_addr, done })
 }
 
-/// The EKS driver of this build: the AWS SDK, pointed at `--aws-endpoint-url` when given.
+/// The EKS driver of this build: the AWS SDK, pointed at `--aws-endpoint-url` when given. It is
+/// switched on by naming where AWS is (`--aws-region`/`AWS_REGION`, as IRSA and Pod Identity set
+/// it, or `--aws-endpoint-url`), so that an operator without AWS never calls out.
 #[cfg(feature = "eks")]
 fn eks_driver(config: &OperatorConfig) -> Option<Arc<dyn crate::providers::EksApi>> {
+    if config.aws_region.is_none() && config.aws_endpoint_url.is_none() {
+        tracing::info!(
+            "EKS provider off: start with --aws-region (AWS_REGION) or --aws-endpoint-url to manage EKS clusters"
+        );
+        return None;
+    }
     let driver = crate::providers::eks::SdkEks::new(config.aws_endpoint_url.clone());
     tracing::info!(
         driver = %crate::providers::EksApi::describe(&driver),

@@ -17,6 +17,7 @@ use crate::api::{Cluster, Phase};
 use crate::controller::conditions::{Desired, types};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::{Category, Error, Result};
+use crate::controller::status;
 use crate::providers::eks::plan::{self, VersionStep};
 use crate::providers::eks::{
     AwsCredentials, AwsError, EksApi, EksCluster, ErrorKind, NetworkRequest, Target, kubeconfig,
@@ -40,6 +41,10 @@ pub mod reasons {
     pub const AWS_REQUEST_REJECTED: &str = "AwsRequestRejected";
     /// `spec.kubernetesVersion` cannot be reached in one step.
     pub const VERSION_CHANGE_REFUSED: &str = "VersionChangeRefused";
+    /// An AWS call failed (network, 5xx, credentials); retried with backoff.
+    pub const AWS_UNAVAILABLE: &str = "AwsUnavailable";
+    /// AWS throttled the operator; retried with a longer backoff.
+    pub const AWS_THROTTLED: &str = "AwsThrottled";
 }
 
 /// How often a changing control plane is looked at (CREATING/UPDATING/DELETING take minutes).
@@ -66,7 +71,58 @@ pub mod keys {
 }
 
 /// Drive the EKS control plane unless another stage already did; also returns the version.
+/// An AWS failure is shown in `Ready` before it is retried with backoff.
 pub async fn run(
+    cluster: &Cluster,
+    ctx: &Context,
+    validated: bool,
+    work: Option<Work>,
+) -> Result<(Option<Work>, Option<String>)> {
+    match converge(cluster, ctx, validated, work).await {
+        Err(e @ Error::Provider { .. }) => {
+            let ready = unavailable(&e);
+            let mut status = cluster.status.clone().unwrap_or_default();
+            status.provider = cluster.provider().map(str::to_string);
+            status.conditions = with_ready(&status.conditions, ready, cluster.metadata.generation);
+            if let Err(publish) = status::publish(ctx, cluster, status).await {
+                tracing::debug!(error = %publish, "could not report the AWS failure in status");
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// `Ready=False` for an AWS failure about to be retried.
+pub fn unavailable(e: &Error) -> Desired {
+    let reason = match e.category() {
+        Category::Throttled => reasons::AWS_THROTTLED,
+        _ => reasons::AWS_UNAVAILABLE,
+    };
+    Desired::no(types::READY, reason, format!("{e}; retrying with backoff"))
+}
+
+/// `conditions` with `Ready` replaced by `ready` (transition time kept when unchanged).
+pub fn with_ready(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    ready: Desired,
+    generation: Option<i64>,
+) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let mut merged: Vec<_> = conditions
+        .iter()
+        .filter(|c| c.type_ != types::READY)
+        .cloned()
+        .collect();
+    merged.extend(crate::controller::conditions::merge(
+        conditions,
+        &[ready],
+        generation,
+        &crate::controller::conditions::now(),
+    ));
+    merged
+}
+
+async fn converge(
     cluster: &Cluster,
     ctx: &Context,
     validated: bool,

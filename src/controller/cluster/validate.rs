@@ -65,7 +65,7 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
     let valid = Desired::yes(types::VALID, reasons::SPEC_VALID, "the spec is valid");
     if !providers.has(provider) {
         let msg = format!(
-            "the {provider} provider is not available in this build of mk8-operator: the spec was validated, nothing was created"
+            "the {provider} provider is not available in this mk8-operator (not built in, or for eks not enabled: start it with --aws-region or --aws-endpoint-url): the spec was validated, nothing was created"
         );
         return Verdict {
             phase: Phase::Pending,

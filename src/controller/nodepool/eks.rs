@@ -12,10 +12,11 @@ use kube::{Api, Resource, ResourceExt};
 use super::observe::Observed;
 use super::rke2::Work;
 use crate::api::{Cluster, NodePool};
-use crate::controller::cluster::eks::{POLL, retryable, target};
+use crate::controller::cluster::eks::{POLL, retryable, target, unavailable, with_ready};
 use crate::controller::conditions::{Desired, types};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
+use crate::controller::status;
 use crate::providers::eks::plan;
 use crate::providers::eks::{AwsError, EksNodegroup, ErrorKind};
 
@@ -68,8 +69,35 @@ fn waiting(reason: &'static str, message: String) -> Work {
     work(Desired::no(types::READY, reason, message), 0, Some(POLL))
 }
 
-/// Drive the node group unless another stage already did.
+/// Drive the node group unless another stage already did; an AWS failure is shown in `Ready`
+/// before it is retried with backoff.
 pub async fn run(
+    pool: &NodePool,
+    observed: &Observed,
+    ctx: &Context,
+    validated: bool,
+    done: Option<Work>,
+) -> Result<Option<Work>> {
+    match converge(pool, observed, ctx, validated, done).await {
+        Err(e @ Error::Provider { .. }) => {
+            let mut status = pool.status.clone().unwrap_or_default();
+            status.role = pool.role_name().map(str::to_string);
+            status.desired = pool.desired_nodes();
+            status.conditions = with_ready(
+                &status.conditions,
+                unavailable(&e),
+                pool.metadata.generation,
+            );
+            if let Err(publish) = status::publish(ctx, pool, status).await {
+                tracing::debug!(error = %publish, "could not report the AWS failure in status");
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+async fn converge(
     pool: &NodePool,
     observed: &Observed,
     ctx: &Context,

@@ -95,7 +95,7 @@ pub fn validate(pool: &NodePool, observed: &Observed, providers: &Providers) -> 
     let valid = Desired::yes(types::VALID, reasons::SPEC_VALID, "the spec is valid");
     if !providers.has(actual) {
         let msg = format!(
-            "the {actual} provider is not available in this build of mk8-operator: the spec was validated, no node was touched"
+            "the {actual} provider is not available in this mk8-operator (not built in, or for eks not enabled: start it with --aws-region or --aws-endpoint-url): the spec was validated, no node was touched"
         );
         return Verdict {
             conditions: vec![

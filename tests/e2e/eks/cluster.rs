@@ -285,6 +285,10 @@ async fn throttling_and_5xx_are_retried_with_backoff_then_succeed() {
         "{calls:?}"
     );
     assert_eq!(aws::clusters(&env.eks).await, vec!["flaky".to_string()]);
+    // While it retried, Ready said why (and an Event recorded it).
+    let events = env.k8s.kubectl(&["get", "events.events.k8s.io", "-n", NS, "-o", "json"]);
+    assert!(events.contains("AwsThrottled"), "{events}");
+    assert!(events.contains("ThrottlingException: Rate exceeded"), "{events}");
     env.stop_operator().await;
 }
 

@@ -17,6 +17,10 @@ use crate::api::{Cluster, Phase};
 use crate::controller::conditions::{Desired, types};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::{Category, Error, Result};
+use crate::controller::nodepool::eks::{
+    ATTEMPTS_ANNOTATION, LAST_FAILURE_ANNOTATION, RETRY_AFTER_ANNOTATION, create_backoff,
+    retry_wait,
+};
 use crate::controller::status;
 use crate::providers::eks::plan::{self, VersionStep};
 use crate::providers::eks::{
@@ -145,6 +149,28 @@ async fn converge(
         .await
         .map_err(retryable)?;
     let Some(found) = found else {
+        if let Some(wait) = retry_wait(cluster) {
+            return Ok((
+                Some(work_of(
+                    Phase::Failed,
+                    Desired::no(
+                        types::READY,
+                        reasons::CONTROL_PLANE_FAILED,
+                        format!(
+                            "AWS reported EKS cluster {name} FAILED ({}); creating it again in {}s",
+                            cluster
+                                .annotations()
+                                .get(LAST_FAILURE_ANNOTATION)
+                                .map(String::as_str)
+                                .unwrap_or("no reason given"),
+                            wait.as_secs()
+                        ),
+                    ),
+                    Some(wait),
+                )),
+                None,
+            ));
+        }
         let mut request = plan::cluster_request(cluster);
         if let Some(create) = cluster.spec.eks.as_ref().and_then(|e| e.vpc.create.clone()) {
             let network = NetworkRequest {
@@ -214,25 +240,88 @@ async fn converge(
             ),
             Some(POLL),
         ),
-        "FAILED" => work_of(
+        "FAILED" => failed(cluster, ctx, driver.as_ref(), &target, &found, &what).await?,
+        _ => active(cluster, ctx, driver.as_ref(), &target, &found).await?,
+    };
+    Ok((Some(work), version))
+}
+
+/// A FAILED control plane that never served (no endpoint in status) is deleted and created again
+/// after a backoff; one that did serve is only reported, never deleted behind the user's back.
+async fn failed(
+    cluster: &Cluster,
+    ctx: &Context,
+    driver: &dyn EksApi,
+    target: &Target,
+    found: &EksCluster,
+    what: &str,
+) -> Result<Work> {
+    let reason = if found.issues.is_empty() {
+        "no reason given".to_string()
+    } else {
+        found.issues.join("; ")
+    };
+    let served = cluster
+        .status
+        .as_ref()
+        .is_some_and(|s| s.endpoint.is_some());
+    if served {
+        return Ok(work_of(
             Phase::Failed,
             Desired::no(
                 types::READY,
                 reasons::CONTROL_PLANE_FAILED,
                 format!(
-                    "AWS reports {what} FAILED: {}; delete the Cluster to remove it, then create it again",
-                    if found.issues.is_empty() {
-                        "no reason given".to_string()
-                    } else {
-                        found.issues.join("; ")
-                    }
+                    "AWS reports {what} FAILED: {reason}; it served before, so mk8 leaves it for you to inspect (delete the Cluster to remove it)"
                 ),
             ),
             Some(RECHECK),
-        ),
-        _ => active(cluster, ctx, driver.as_ref(), &target, &found).await?,
-    };
-    Ok((Some(work), version))
+        ));
+    }
+    let failures: u32 = cluster
+        .annotations()
+        .get(ATTEMPTS_ANNOTATION)
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+        .saturating_add(1);
+    let wait = create_backoff(failures);
+    match driver.delete_cluster(target, &found.name).await {
+        Ok(())
+        | Err(AwsError {
+            kind: ErrorKind::InUse,
+            ..
+        }) => {}
+        Err(e) => return Err(retryable(e)),
+    }
+    let retry_after = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        ATTEMPTS_ANNOTATION: failures.to_string(),
+        RETRY_AFTER_ANNOTATION: retry_after.to_rfc3339(),
+        LAST_FAILURE_ANNOTATION: reason,
+    }}});
+    Api::<Cluster>::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default())
+        .patch(
+            &cluster.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let message = format!(
+        "AWS reports {what} FAILED: {reason}; deleted it, creating it again in {}s (failure {failures})",
+        wait.as_secs()
+    );
+    ctx.event(
+        &cluster.object_ref(&()),
+        true,
+        reasons::CONTROL_PLANE_FAILED,
+        message.clone(),
+    )
+    .await;
+    Ok(work_of(
+        Phase::Failed,
+        Desired::no(types::READY, reasons::CONTROL_PLANE_FAILED, message),
+        Some(wait),
+    ))
 }
 
 async fn active(

@@ -345,8 +345,8 @@ fn issues(found: &EksNodegroup) -> String {
 }
 
 /// Time left before the node group may be created again, if any.
-fn retry_wait(pool: &NodePool) -> Option<Duration> {
-    let after = pool.annotations().get(RETRY_AFTER_ANNOTATION)?;
+pub fn retry_wait<K: ResourceExt>(obj: &K) -> Option<Duration> {
+    let after = obj.annotations().get(RETRY_AFTER_ANNOTATION)?;
     let after = DateTime::parse_from_rfc3339(after)
         .ok()?
         .with_timezone(&Utc);

@@ -148,7 +148,7 @@ async fn eks_cluster_is_created_once_reported_ready_and_deleted_across_restarts(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creating_is_polled_by_requeue_and_failed_is_surfaced() {
+async fn creating_is_polled_by_requeue_and_a_failed_control_plane_is_surfaced_then_recreated() {
     let mut env = Env::start().await;
     env.proxy.faults.rewrite(Rewrite {
         path: "/clusters/slow".into(),
@@ -163,11 +163,20 @@ async fn creating_is_polled_by_requeue_and_failed_is_surfaced() {
             "Ec2SubnetNotFound".into(),
             "subnet-0a1b2c3d4e5f60001 does not exist".into(),
         )),
-        times: u32::MAX,
+        times: 1,
     });
     env.start_operator().await;
     env.cluster("slow", eks_spec(json!({}))).await;
     env.cluster("broken", eks_spec(json!({}))).await;
+
+    // FAILED is shown with AWS's reason; a control plane that never served is deleted and made again.
+    let failed = ready(&env, "cluster", "broken", "False", "ControlPlaneFailed").await;
+    assert_eq!(failed["status"]["phase"], "Failed");
+    let (_, _, message) = condition(&failed, "Ready").unwrap();
+    assert!(
+        message.contains("Ec2SubnetNotFound: subnet-0a1b2c3d4e5f60001 does not exist"),
+        "{message}"
+    );
 
     let creating = ready(&env, "cluster", "slow", "False", "ControlPlaneCreating").await;
     assert_eq!(creating["status"]["phase"], "Provisioning");
@@ -176,14 +185,17 @@ async fn creating_is_polled_by_requeue_and_failed_is_surfaced() {
     assert!(polls >= 4, "polled while CREATING: {polls}");
     assert!(polls < 15, "no hot loop: {polls} DescribeCluster calls");
 
-    let failed = ready(&env, "cluster", "broken", "False", "ControlPlaneFailed").await;
-    assert_eq!(failed["status"]["phase"], "Failed");
-    let (_, _, message) = condition(&failed, "Ready").unwrap();
-    assert!(
-        message.contains("Ec2SubnetNotFound: subnet-0a1b2c3d4e5f60001 does not exist"),
-        "{message}"
+    let retried = ready(&env, "cluster", "broken", "True", "ControlPlaneReady").await;
+    assert_eq!(
+        retried["metadata"]["annotations"]["mk8.io/eks-create-failures"],
+        "1"
     );
-    assert_eq!(env.proxy.faults.count("POST /clusters -> 200"), 2);
+    assert_eq!(env.proxy.faults.count("DELETE /clusters/broken"), 1);
+    assert_eq!(env.proxy.faults.count("POST /clusters -> 200"), 3);
+    assert_eq!(
+        aws::clusters(&env.eks).await,
+        vec!["broken".to_string(), "slow".to_string()]
+    );
     env.stop_operator().await;
 }
 
@@ -286,9 +298,14 @@ async fn throttling_and_5xx_are_retried_with_backoff_then_succeed() {
     );
     assert_eq!(aws::clusters(&env.eks).await, vec!["flaky".to_string()]);
     // While it retried, Ready said why (and an Event recorded it).
-    let events = env.k8s.kubectl(&["get", "events.events.k8s.io", "-n", NS, "-o", "json"]);
+    let events = env
+        .k8s
+        .kubectl(&["get", "events.events.k8s.io", "-n", NS, "-o", "json"]);
     assert!(events.contains("AwsThrottled"), "{events}");
-    assert!(events.contains("ThrottlingException: Rate exceeded"), "{events}");
+    assert!(
+        events.contains("ThrottlingException: Rate exceeded"),
+        "{events}"
+    );
     env.stop_operator().await;
 }
 

@@ -734,3 +734,89 @@ fn work_of(phase: Phase, ready: Desired, requeue: Option<Duration>) -> Work {
         requeue,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(data: &[(&str, &str)], string_data: &[(&str, &str)]) -> Secret {
+        Secret {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            string_data: Some(
+                string_data
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn credentials_come_from_data_or_string_data_and_need_both_keys() {
+        let c = credentials_from(&secret(
+            &[("accessKeyId", "AKIA1\n"), ("secretAccessKey", "s3cr3t")],
+            &[("roleArn", "arn:aws:iam::123456789012:role/x")],
+        ))
+        .unwrap();
+        assert_eq!(
+            c.access_key_id, "AKIA1",
+            "trailing newline of a file-made Secret dropped"
+        );
+        assert_eq!(
+            c.role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/x")
+        );
+        assert_eq!(c.session_token, None);
+        assert!(!format!("{c:?}").contains("s3cr3t"), "Debug hides the keys");
+        assert_eq!(
+            credentials_from(&secret(&[("accessKeyId", "AKIA1")], &[])),
+            None
+        );
+        assert_eq!(
+            credentials_from(&secret(
+                &[("accessKeyId", "AKIA1"), ("secretAccessKey", " ")],
+                &[]
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn an_aws_failure_replaces_only_the_ready_condition() {
+        let valid = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: types::VALID.into(),
+            status: "True".into(),
+            reason: "SpecValid".into(),
+            message: "the spec is valid".into(),
+            last_transition_time: crate::controller::conditions::now(),
+            observed_generation: Some(2),
+        };
+        let error = retryable(AwsError::new(
+            ErrorKind::Throttled,
+            "ThrottlingException",
+            "Rate exceeded",
+        ));
+        let ready = unavailable(&error);
+        assert_eq!(ready.reason, reasons::AWS_THROTTLED);
+        assert!(
+            ready.message.contains("ThrottlingException: Rate exceeded"),
+            "{}",
+            ready.message
+        );
+        let merged = with_ready(&[valid.clone()], ready, Some(2));
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0], valid);
+        assert_eq!(merged[1].reason, reasons::AWS_THROTTLED);
+        let transient = unavailable(&retryable(AwsError::new(
+            ErrorKind::Transient,
+            "RequestFailed",
+            "dns",
+        )));
+        assert_eq!(transient.reason, reasons::AWS_UNAVAILABLE);
+    }
+}

@@ -484,3 +484,34 @@ pub async fn cleanup(pool: &NodePool, ctx: &Context) -> Result<Option<Action>> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_failures_back_off_from_five_seconds_to_ten_minutes() {
+        assert_eq!(create_backoff(1), Duration::from_secs(5));
+        assert_eq!(create_backoff(2), Duration::from_secs(10));
+        assert_eq!(create_backoff(4), Duration::from_secs(40));
+        assert_eq!(create_backoff(30), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_retry_waits_only_while_its_time_is_ahead() {
+        let mut pool = NodePool::new("p", Default::default());
+        assert_eq!(retry_wait(&pool), None);
+        let ahead = (Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+        pool.annotations_mut()
+            .insert(RETRY_AFTER_ANNOTATION.into(), ahead);
+        let wait = retry_wait(&pool).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let past = (Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+        pool.annotations_mut()
+            .insert(RETRY_AFTER_ANNOTATION.into(), past);
+        assert_eq!(retry_wait(&pool), None);
+    }
+}

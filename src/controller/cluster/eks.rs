@@ -808,7 +808,7 @@ mod tests {
             "{}",
             ready.message
         );
-        let merged = with_ready(&[valid.clone()], ready, Some(2));
+        let merged = with_ready(std::slice::from_ref(&valid), ready, Some(2));
         assert_eq!(merged.len(), 2);
         assert_eq!(merged[0], valid);
         assert_eq!(merged[1].reason, reasons::AWS_THROTTLED);

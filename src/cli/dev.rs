@@ -32,15 +32,24 @@ pub struct DevArgs {
 /// Run the development environment until Ctrl-C.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     operator::telemetry::init("info", operator::config::LogFormat::Text);
-    eprintln!("mk8 dev: starting the development API server (development tooling, not a production control plane)");
-    let server = DevServer::start(DevServerConfig { port: args.port, data_dir: args.data_dir.clone(), ..Default::default() })
-        .await
-        .with_context(|| format!("starting the development API server on port {}", args.port))?;
+    eprintln!(
+        "mk8 dev: starting the development API server (development tooling, not a production control plane)"
+    );
+    let server = DevServer::start(DevServerConfig {
+        port: args.port,
+        data_dir: args.data_dir.clone(),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("starting the development API server on port {}", args.port))?;
     server
         .write_kubeconfig(&args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
     eprintln!("mk8 dev: installing the mk8 CRDs");
-    server.apply_manifests(&crate::crdgen::all_yaml()).await.context("installing the mk8 CRDs")?;
+    server
+        .apply_manifests(&crate::crdgen::all_yaml())
+        .await
+        .context("installing the mk8 CRDs")?;
 
     let shutdown = operator::shutdown_signal().shared();
     let operator = if args.no_operator {
@@ -53,7 +62,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         };
         let client = server.client().await?;
         let running = operator::start(config, client, shutdown.clone()).await?;
-        eprintln!("mk8 dev: operator running; metrics and health on http://{}", running.admin_addr);
+        eprintln!(
+            "mk8 dev: operator running; metrics and health on http://{}",
+            running.admin_addr
+        );
         Some(running)
     };
 

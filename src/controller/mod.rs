@@ -114,7 +114,9 @@ fn log_outcome<T: std::fmt::Debug, E: std::fmt::Display>(
 }
 
 /// Resolves once `store` has seen its first complete list.
-async fn cache_synced<K>(store: &kube::runtime::reflector::Store<K>) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+async fn cache_synced<K>(
+    store: &kube::runtime::reflector::Store<K>,
+) -> Result<(), kube::runtime::reflector::store::WriterDropped>
 where
     K: kube::runtime::reflector::Lookup + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,

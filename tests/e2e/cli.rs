@@ -196,7 +196,13 @@ async fn operator_binary_logs_json_and_stops_cleanly_on_sigterm() {
 
     let cluster = crate::support::TestCluster::with_mk8_crds().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mk8-operator"))
-        .args(["--log-format", "json", "--admin-addr", "127.0.0.1:0", "--leader-election=false"])
+        .args([
+            "--log-format",
+            "json",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--leader-election=false",
+        ])
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
@@ -207,7 +213,8 @@ async fn operator_binary_logs_json_and_stops_cleanly_on_sigterm() {
     let synced = tokio::task::spawn_blocking(move || {
         for line in lines.by_ref() {
             let line = line.unwrap();
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let event: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             let message = event["message"].as_str().unwrap_or_default().to_string();
             seen.push(message.clone());
             if message.contains("caches synced") {
@@ -218,11 +225,29 @@ async fn operator_binary_logs_json_and_stops_cleanly_on_sigterm() {
     })
     .await
     .unwrap();
-    assert!(synced.0.iter().any(|m| m.contains("admin server listening")), "{:?}", synced.0);
+    assert!(
+        synced
+            .0
+            .iter()
+            .any(|m| m.contains("admin server listening")),
+        "{:?}",
+        synced.0
+    );
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "mk8-operator exits 0 on SIGTERM, got {status}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        status.success(),
+        "mk8-operator exits 0 on SIGTERM, got {status}"
+    );
     let rest: Vec<String> = synced.1.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("shutdown requested")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("shutdown requested")),
+        "{rest:?}"
+    );
 }

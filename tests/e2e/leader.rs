@@ -12,7 +12,10 @@ async fn wait_ready(admin: std::net::SocketAddr) {
         if code == 200 {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "replica at {admin} never ready: {code} {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica at {admin} never ready: {code} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -27,7 +30,10 @@ fn stack_json(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_replica_stays_idle_until_the_leader_stops() {
     let cluster = TestCluster::with_mk8_crds().await;
-    apply_stdin(&cluster, r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#);
+    apply_stdin(
+        &cluster,
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
+    );
     let leader = start_operator(&cluster).await;
     wait_ready(leader.admin).await;
     let standby = start_operator(&cluster).await;
@@ -36,7 +42,10 @@ async fn a_standby_replica_stays_idle_until_the_leader_stops() {
     apply_stdin(&cluster, &stack_json("first"));
     ready_reason(&cluster, "stack", "first", "ClusterInventoryMissing").await;
     let (_, metrics) = http_get(standby.admin, "/metrics").await;
-    assert!(!metrics.contains("mk8_reconciliations_total{"), "the standby reconciled:\n{metrics}");
+    assert!(
+        !metrics.contains("mk8_reconciliations_total{"),
+        "the standby reconciled:\n{metrics}"
+    );
 
     // The leader stops and releases the Lease; the standby takes over.
     let _ = leader.stop.send(());
@@ -44,7 +53,10 @@ async fn a_standby_replica_stays_idle_until_the_leader_stops() {
     apply_stdin(&cluster, &stack_json("second"));
     ready_reason(&cluster, "stack", "second", "ClusterInventoryMissing").await;
     let (_, metrics) = http_get(standby.admin, "/metrics").await;
-    assert!(metrics.contains("mk8_reconciliations_total{controller=\"stack\"}"), "{metrics}");
+    assert!(
+        metrics.contains("mk8_reconciliations_total{controller=\"stack\"}"),
+        "{metrics}"
+    );
 
     let _ = standby.stop.send(());
     standby.done.await.unwrap().expect("standby stops cleanly");

@@ -4,7 +4,7 @@ mod cli;
 mod crds;
 #[cfg(feature = "eks")]
 mod eks;
+mod leader;
 mod operator;
 mod rke2;
 mod support;
-mod leader;

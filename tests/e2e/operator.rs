@@ -26,7 +26,12 @@ fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
 }
 
 /// Wait until `kind/name` in `fleet` has `Ready` with `reason`; returns the object.
-pub(crate) async fn ready_reason(cluster: &TestCluster, kind: &str, name: &str, reason: &str) -> Value {
+pub(crate) async fn ready_reason(
+    cluster: &TestCluster,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Value {
     eventually(
         &format!("{kind}/{name} Ready reason {reason}"),
         WAIT,
@@ -136,7 +141,13 @@ async fn samples_reconcile_to_their_documented_conditions() {
     // the control plane waits for them; the agents wait for the control plane.
     ready_reason(&cluster, "cluster", "edge", "ControlPlaneJoining").await;
     ready_reason(&cluster, "nodepool", "edge-servers", "ArtifactsUnavailable").await;
-    ready_reason(&cluster, "nodepool", "edge-agents", "WaitingForControlPlane").await;
+    ready_reason(
+        &cluster,
+        "nodepool",
+        "edge-agents",
+        "WaitingForControlPlane",
+    )
+    .await;
     let stack = ready_reason(&cluster, "stack", "platform", "DeliveryUnavailable").await;
     assert!(
         !stack["status"]["waves"].as_array().unwrap().is_empty(),

@@ -11,7 +11,7 @@ pub mod stack;
 pub mod view;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use common::{LocalObjectReference, Phase};

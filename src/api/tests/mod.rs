@@ -4,7 +4,7 @@
 
 mod cel;
 mod crds;
-mod fixtures;
+pub(crate) mod fixtures;
 mod openapi;
 pub mod openapi_cases;
 mod samples;

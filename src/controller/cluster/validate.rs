@@ -138,42 +138,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::api::tests::fixtures::{cluster_eks as eks, cluster_rke2 as rke2};
     use crate::controller::conditions::Desired;
-
-    fn cluster(yaml: &str) -> Cluster {
-        serde_yaml::from_str(yaml).expect("fixture parses")
-    }
-
-    fn eks() -> Cluster {
-        cluster(
-            r#"
-apiVersion: mk8.io/v1alpha1
-kind: Cluster
-metadata: {name: prod-eu, namespace: fleet}
-spec:
-  eks:
-    region: eu-west-1
-    roleArn: arn:aws:iam::123456789012:role/eks
-    vpc: {subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]}
-    credentialsSecretRef: {name: aws-credentials}
-"#,
-        )
-    }
-
-    fn rke2() -> Cluster {
-        cluster(
-            r#"
-apiVersion: mk8.io/v1alpha1
-kind: Cluster
-metadata: {name: edge, namespace: fleet}
-spec:
-  rke2:
-    version: v1.33.1+rke2r1
-    artifacts: {baseURL: "http://mirror.internal/rke2"}
-    sshCredentialsSecretRef: {name: fleet-ssh}
-"#,
-        )
-    }
 
     fn keys(names: &[&str]) -> Option<BTreeSet<String>> {
         Some(names.iter().map(|s| s.to_string()).collect())

@@ -164,7 +164,7 @@ pub fn node_name(host: &crate::api::nodepool::SshHost) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Cluster;
+    use crate::api::tests::fixtures::{cluster_eks as eks_cluster, cluster_rke2 as rke2_cluster};
 
     fn pool(yaml: &str) -> NodePool {
         serde_yaml::from_str(yaml).expect("fixture parses")
@@ -183,38 +183,6 @@ spec:
     hosts: [{address: 10.0.0.21}, {address: 10.0.0.22}]
 "#,
         )
-    }
-
-    fn rke2_cluster() -> Cluster {
-        serde_yaml::from_str(
-            r#"
-apiVersion: mk8.io/v1alpha1
-kind: Cluster
-metadata: {name: edge, namespace: fleet}
-spec:
-  rke2:
-    version: v1.33.1+rke2r1
-    artifacts: {baseURL: "http://mirror.internal/rke2"}
-    sshCredentialsSecretRef: {name: fleet-ssh}
-"#,
-        )
-        .unwrap()
-    }
-
-    fn eks_cluster() -> Cluster {
-        serde_yaml::from_str(
-            r#"
-apiVersion: mk8.io/v1alpha1
-kind: Cluster
-metadata: {name: edge, namespace: fleet}
-spec:
-  eks:
-    region: eu-west-1
-    roleArn: arn:aws:iam::123456789012:role/eks
-    vpc: {subnetIds: [subnet-0123456789abcdef0, subnet-0123456789abcdef1]}
-"#,
-        )
-        .unwrap()
     }
 
     fn ready(v: &Verdict) -> &Desired {

@@ -4,4 +4,5 @@ pub mod access;
 pub mod artifacts;
 pub mod config;
 pub mod execute;
+pub mod nodes;
 pub mod plan;

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod bench;
+mod drain;
 pub mod fleet;
 mod install;
 mod operator;

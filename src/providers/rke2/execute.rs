@@ -1,11 +1,13 @@
 //! The plan executor (I/O): bounded concurrency over the SSH layer, per-node outcomes, retries
-//! with backoff for transient SSH failures, progress reported as it happens.
+//! with backoff for transient SSH failures, progress reported as it happens. Drain and uncordon
+//! steps go to the workload cluster's API instead of SSH.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
 
+use super::nodes::NodeApi;
 use super::plan::{self, Action, Observed, Plan, Role, Step};
 use crate::providers::NodeShell;
 use crate::providers::ssh::{KeyVerdict, NodeAccess, SshError};
@@ -114,9 +116,23 @@ pub async fn observe(
     (observed, errors)
 }
 
-/// Execute `plan` on `targets`; returns every node's final progress report.
+/// Execute `plan` on `targets` without the cluster's API (a plan that drains fails those
+/// nodes); returns every node's final progress report.
 pub fn execute<'a>(
     shell: &'a dyn NodeShell,
+    targets: &'a [Target],
+    plan: &'a Plan,
+    options: &'a Options,
+    report: Reporter<'a>,
+) -> futures::future::BoxFuture<'a, BTreeMap<String, Progress>> {
+    execute_with_api(shell, None, targets, plan, options, report)
+}
+
+/// Execute `plan` on `targets`, draining and uncordoning through `api` (the workload cluster's
+/// API, when it can be reached); returns every node's final progress report.
+pub fn execute_with_api<'a>(
+    shell: &'a dyn NodeShell,
+    api: Option<&'a dyn NodeApi>,
     targets: &'a [Target],
     plan: &'a Plan,
     options: &'a Options,
@@ -141,7 +157,9 @@ pub fn execute<'a>(
             async move {
                 let _permit = permits.acquire().await.expect("semaphore open");
                 let result = match by_name.get(node.name.as_str()) {
-                    Some(target) => run_steps(shell, target, &node.prepare, options, report).await,
+                    Some(target) => {
+                        run_steps(shell, api, target, &node.prepare, options, report).await
+                    }
                     None => Err(failed(
                         &node.name,
                         None,
@@ -177,6 +195,7 @@ pub fn execute<'a>(
                 for name in &wave.nodes {
                     joins.push(join_node(
                         shell,
+                        api,
                         name,
                         receivers[name.as_str()].clone(),
                         by_name[name.as_str()],
@@ -210,6 +229,7 @@ pub fn execute<'a>(
 #[allow(clippy::too_many_arguments)]
 async fn join_node(
     shell: &dyn NodeShell,
+    api: Option<&dyn NodeApi>,
     name: &str,
     mut prepared: watch::Receiver<Option<Result<(), Progress>>>,
     target: &Target,
@@ -227,7 +247,7 @@ async fn join_node(
         return p;
     }
     let _slot = slots.acquire().await.expect("semaphore open");
-    let outcome = match run_steps(shell, target, steps, options, report).await {
+    let outcome = match run_steps(shell, api, target, steps, options, report).await {
         Ok(()) => Progress {
             name: name.to_string(),
             phase: Phase::Ready,
@@ -249,6 +269,7 @@ async fn join_node(
 /// Run steps in order, writing each marker; the first failure stops the node.
 async fn run_steps(
     shell: &dyn NodeShell,
+    api: Option<&dyn NodeApi>,
     target: &Target,
     steps: &[Step],
     options: &Options,
@@ -276,7 +297,7 @@ async fn run_steps(
             step: Some(name),
             message: format!("{name} in progress"),
         });
-        run_step(shell, &target.access, step, options)
+        run_step(shell, api, target, step, options)
             .await
             .map_err(|reason| failed(&target.name, Some(name), reason))?;
         let marker = step.marker_script();
@@ -298,11 +319,13 @@ async fn run_steps(
 
 async fn run_step(
     shell: &dyn NodeShell,
-    access: &NodeAccess,
+    api: Option<&dyn NodeApi>,
+    target: &Target,
     step: &Step,
     options: &Options,
 ) -> Result<(), String> {
     let name = step.kind.name();
+    let access = &target.access;
     match &step.action {
         Action::Run(script) => {
             let out = retry(options, || shell.run(access, script, options.step_timeout))
@@ -361,6 +384,28 @@ async fn run_step(
                 tokio::time::sleep(options.poll).await;
             }
         }
+        Action::Drain => {
+            let api = api.ok_or_else(|| {
+                format!(
+                    "cannot drain {} before restarting it: the cluster's API is not reachable \
+                     through its kubeconfig Secret",
+                    target.name
+                )
+            })?;
+            api.drain(&target.name, options.step_timeout)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Action::Uncordon => {
+            let api = api.ok_or_else(|| {
+                format!(
+                    "cannot uncordon {} after restarting it: the cluster's API is not reachable \
+                     through its kubeconfig Secret",
+                    target.name
+                )
+            })?;
+            api.uncordon(&target.name).await.map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -391,5 +436,313 @@ fn failed(name: &str, step: Option<&'static str>, message: String) -> Progress {
         phase: Phase::Failed,
         step,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::providers::Upload;
+    use crate::providers::rke2::artifacts::{VerifiedFile, VerifiedRelease};
+    use crate::providers::rke2::nodes::NodeApiError;
+    use crate::providers::ssh::{Credentials, ExecOutput, HostKeyPolicy, Script, Uploaded};
+
+    /// Records `<node> <event>` lines from the fake shell and the fake API, in order.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<String>>);
+
+    impl Log {
+        fn push(&self, node: &str, event: &str) {
+            self.0.lock().unwrap().push(format!("{node} {event}"));
+        }
+
+        fn of(&self, node: &str) -> Vec<String> {
+            let lines = self.0.lock().unwrap();
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(&format!("{node} ")))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    /// Every command succeeds; starts and readiness probes are logged (the address is the node).
+    struct FakeShell<'a>(&'a Log);
+
+    impl NodeShell for FakeShell<'_> {
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+
+        fn run<'a>(
+            &'a self,
+            node: &'a NodeAccess,
+            script: &'a Script,
+            _timeout: Duration,
+        ) -> BoxFuture<'a, Result<ExecOutput, SshError>> {
+            let text = script.render();
+            if text.contains("mk8-start") {
+                self.0.push(&node.address, "start");
+            } else if text.contains("--raw=/readyz") {
+                self.0.push(&node.address, "ready");
+            }
+            Box::pin(async {
+                Ok(ExecOutput {
+                    status: Some(0),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                })
+            })
+        }
+
+        fn run_with_input<'a>(
+            &'a self,
+            node: &'a NodeAccess,
+            script: &'a Script,
+            _input: &'a [u8],
+            timeout: Duration,
+        ) -> BoxFuture<'a, Result<ExecOutput, SshError>> {
+            self.run(node, script, timeout)
+        }
+
+        fn upload<'a>(
+            &'a self,
+            _node: &'a NodeAccess,
+            _upload: &'a Upload,
+            _timeout: Duration,
+        ) -> BoxFuture<'a, Result<Uploaded, SshError>> {
+            Box::pin(async { Ok(Uploaded::AlreadyPresent) })
+        }
+
+        fn host_key<'a>(
+            &'a self,
+            _node: &'a NodeAccess,
+        ) -> BoxFuture<'a, Result<KeyVerdict, SshError>> {
+            Box::pin(async { Ok(KeyVerdict::Trusted) })
+        }
+    }
+
+    /// Drains take a moment (so overlapping drains would interleave in the log); a drain of
+    /// `refuse` fails.
+    struct FakeApi<'a> {
+        log: &'a Log,
+        refuse: &'a str,
+    }
+
+    impl NodeApi for FakeApi<'_> {
+        fn drain<'a>(
+            &'a self,
+            node: &'a str,
+            timeout: Duration,
+        ) -> BoxFuture<'a, Result<(), NodeApiError>> {
+            Box::pin(async move {
+                assert_eq!(timeout, Duration::from_secs(5), "the step timeout");
+                self.log.push(node, "drain");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.log.push(node, "drained");
+                if node == self.refuse {
+                    return Err(NodeApiError::DrainTimeout {
+                        node: node.into(),
+                        timeout,
+                        pods: Vec::new(),
+                    });
+                }
+                Ok(())
+            })
+        }
+
+        fn uncordon<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), NodeApiError>> {
+            self.log.push(node, "uncordon");
+            Box::pin(async { Ok(()) })
+        }
+
+        fn delete_node<'a>(&'a self, _node: &'a str) -> BoxFuture<'a, Result<(), NodeApiError>> {
+            unreachable!("the executor deletes no nodes")
+        }
+
+        fn readyz<'a>(&'a self) -> BoxFuture<'a, Result<(), NodeApiError>> {
+            unreachable!("the executor does not probe the API")
+        }
+
+        fn node_readiness<'a>(
+            &'a self,
+        ) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>> {
+            unreachable!("the executor does not read node readiness")
+        }
+    }
+
+    const NODES: [(&str, Role); 5] = [
+        ("s1", Role::Server),
+        ("s2", Role::Server),
+        ("s3", Role::Server),
+        ("a1", Role::Agent),
+        ("a2", Role::Agent),
+    ];
+
+    fn desired() -> Vec<plan::DesiredNode> {
+        NODES
+            .iter()
+            .map(|(name, role)| plan::DesiredNode {
+                name: name.to_string(),
+                role: *role,
+                config_yaml: format!("node-name: {name}\n"),
+                registration: None,
+            })
+            .collect()
+    }
+
+    fn targets() -> Vec<Target> {
+        NODES
+            .iter()
+            .map(|(name, _)| Target {
+                name: name.to_string(),
+                access: NodeAccess {
+                    address: name.to_string(),
+                    port: 22,
+                    user: "root".into(),
+                    credentials: Credentials {
+                        private_key: String::new(),
+                        passphrase: None,
+                    },
+                    host_keys: HostKeyPolicy::default(),
+                },
+            })
+            .collect()
+    }
+
+    fn release() -> VerifiedRelease {
+        VerifiedRelease {
+            files: vec![VerifiedFile {
+                name: "install.sh".into(),
+                path: PathBuf::from("/cache/sha256/0"),
+                sha256: "0".repeat(64),
+                size: 10,
+            }],
+        }
+    }
+
+    /// The plan for a new version on a fleet where every node finished the old one.
+    fn upgrade() -> Plan {
+        let fresh = plan::build(&desired(), &Observed::new(), &release(), "v1", 2);
+        let observed: Observed = fresh
+            .nodes
+            .iter()
+            .map(|n| {
+                let markers = n.prepare.iter().chain(&n.join);
+                let markers = markers.map(|s| (s.kind.name().to_string(), s.digest.clone()));
+                (n.name.clone(), markers.collect())
+            })
+            .collect();
+        plan::build(&desired(), &observed, &release(), "v2", 2)
+    }
+
+    fn options() -> Options {
+        Options {
+            step_timeout: Duration::from_secs(5),
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+            poll: Duration::from_millis(1),
+            prepare_parallel: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upgrade_drains_each_node_in_its_turn_servers_one_at_a_time() {
+        let log = Log::default();
+        let api = FakeApi {
+            log: &log,
+            refuse: "",
+        };
+        let (plan, targets) = (upgrade(), targets());
+        let outcomes = execute_with_api(
+            &FakeShell(&log),
+            Some(&api),
+            &targets,
+            &plan,
+            &options(),
+            &|_| {},
+        )
+        .await;
+        assert!(outcomes.values().all(|p| p.phase == Phase::Ready));
+        for (name, _) in NODES {
+            assert_eq!(
+                log.of(name),
+                ["drain", "drained", "start", "ready", "uncordon"],
+                "{name}"
+            );
+        }
+        // Each server is drained, restarted and uncordoned before the next one is touched; the
+        // agents only after the last server.
+        let lines = log.0.lock().unwrap().clone();
+        let servers: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.starts_with('s'))
+            .map(|l| &l[..2])
+            .collect();
+        assert_eq!(
+            servers,
+            [["s1"; 5], ["s2"; 5], ["s3"; 5]].concat(),
+            "{lines:?}"
+        );
+        let first_agent = lines.iter().position(|l| l.starts_with('a')).unwrap();
+        assert_eq!(lines[first_agent - 1], "s3 uncordon", "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_drain_keeps_the_server_from_restarting_and_stops_later_waves() {
+        let log = Log::default();
+        let api = FakeApi {
+            log: &log,
+            refuse: "s2",
+        };
+        let (plan, targets) = (upgrade(), targets());
+        let outcomes = execute_with_api(
+            &FakeShell(&log),
+            Some(&api),
+            &targets,
+            &plan,
+            &options(),
+            &|_| {},
+        )
+        .await;
+        assert_eq!(outcomes["s1"].phase, Phase::Ready);
+        assert_eq!(outcomes["s2"].phase, Phase::Failed);
+        assert_eq!(outcomes["s2"].step, Some("drain"));
+        assert!(
+            outcomes["s2"]
+                .message
+                .starts_with("draining node s2 did not finish"),
+            "{}",
+            outcomes["s2"].message
+        );
+        assert_eq!(log.of("s2"), ["drain", "drained"]);
+        for name in ["s3", "a1", "a2"] {
+            assert_eq!(outcomes[name].phase, Phase::Pending, "{name}");
+            assert!(log.of(name).is_empty(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_the_api_a_restart_that_needs_a_drain_fails_saying_why() {
+        let log = Log::default();
+        let (plan, targets) = (upgrade(), targets());
+        let outcomes = execute(&FakeShell(&log), &targets, &plan, &options(), &|_| {}).await;
+        assert_eq!(outcomes["s1"].phase, Phase::Failed);
+        assert_eq!(
+            outcomes["s1"].message,
+            "cannot drain s1 before restarting it: the cluster's API is not reachable through \
+             its kubeconfig Secret"
+        );
+        assert!(log.of("s1").is_empty(), "s1 was not restarted undrained");
+        // A fresh install needs no API.
+        let fresh = plan::build(&desired(), &Observed::new(), &release(), "v1", 2);
+        let outcomes = execute(&FakeShell(&log), &targets, &fresh, &options(), &|_| {}).await;
+        assert!(outcomes.values().all(|p| p.phase == Phase::Ready));
+        assert_eq!(log.of("a2"), ["start", "ready"]);
     }
 }

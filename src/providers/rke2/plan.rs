@@ -5,6 +5,12 @@
 //! again. Order: all nodes prepare (preflight, upload, config, install) concurrently; then the
 //! first server starts and must be ready; then the other servers, one at a time; then the agents,
 //! `maxParallel` at a time.
+//!
+//! A node that already ran (it holds a `ready` marker) and must start again (new version, new
+//! config) is drained through the cluster's API before its `start` and uncordoned after its
+//! `ready`, in its own turn of the joining order: servers one at a time, agents `maxParallel` at a
+//! time. A fresh install drains nothing. The `drain` and `uncordon` markers hold the start digest
+//! they belong to, so a run interrupted after the drain still uncordons the node.
 
 use std::collections::BTreeMap;
 
@@ -55,21 +61,27 @@ pub enum StepKind {
     Config,
     /// `install.sh` ran.
     Install,
+    /// The running node was cordoned and its pods evicted (only before a restart).
+    Drain,
     /// The service was started.
     Start,
     /// The node answered its readiness probe.
     Ready,
+    /// The drained node was made schedulable again.
+    Uncordon,
 }
 
 impl StepKind {
     /// All steps in order.
-    pub const ALL: [StepKind; 6] = [
+    pub const ALL: [StepKind; 8] = [
         StepKind::Preflight,
         StepKind::Upload,
         StepKind::Config,
         StepKind::Install,
+        StepKind::Drain,
         StepKind::Start,
         StepKind::Ready,
+        StepKind::Uncordon,
     ];
 
     /// The marker file name and status label.
@@ -79,14 +91,17 @@ impl StepKind {
             StepKind::Upload => "upload",
             StepKind::Config => "config",
             StepKind::Install => "install",
+            StepKind::Drain => "drain",
             StepKind::Start => "start",
             StepKind::Ready => "ready",
+            StepKind::Uncordon => "uncordon",
         }
     }
 
-    /// Whether the step belongs to preparation (done for all nodes at once) or to joining.
+    /// Whether the step belongs to preparation (done for all nodes at once) or to joining (done
+    /// in the node's turn: drain, start, ready, uncordon).
     pub fn prepares(self) -> bool {
-        self < StepKind::Start
+        self < StepKind::Drain
     }
 }
 
@@ -101,6 +116,10 @@ pub enum Action {
     Upload(Vec<Upload>),
     /// Poll a probe until it succeeds or the step times out.
     WaitReady(Script),
+    /// Cordon the node and evict its pods through the cluster's API (not over SSH).
+    Drain,
+    /// Make the node schedulable again through the cluster's API (not over SSH).
+    Uncordon,
 }
 
 /// One planned step.
@@ -143,7 +162,8 @@ pub struct NodePlan {
     pub name: String,
     /// Preflight, upload, config, install — whichever are not finished.
     pub prepare: Vec<Step>,
-    /// Start and ready — whichever are not finished.
+    /// Drain, start, ready and uncordon — whichever are not finished (drain and uncordon only
+    /// when a running node restarts).
     pub join: Vec<Step>,
 }
 
@@ -241,7 +261,7 @@ pub fn build(
             ),
             (
                 StepKind::Ready,
-                start_digest,
+                start_digest.clone(),
                 Action::WaitReady(readiness(node.role)),
             ),
         ];
@@ -267,6 +287,7 @@ pub fn build(
                 join.push(step);
             }
         }
+        drain_around_restart(markers, &mut join, &start_digest);
         plans.push(NodePlan {
             name: node.name.clone(),
             prepare,
@@ -296,6 +317,37 @@ pub fn build(
     Plan {
         nodes: plans,
         waves,
+    }
+}
+
+/// A node that has been ready runs workloads: restarting it drains it first and uncordons it
+/// once it is ready again. A drain already done for this start digest is not repeated (the run
+/// was interrupted after it), but its uncordon is still owed.
+fn drain_around_restart(
+    markers: Option<&BTreeMap<String, String>>,
+    join: &mut Vec<Step>,
+    start_digest: &str,
+) {
+    let marker = |kind: StepKind| markers.and_then(|m| m.get(kind.name())).map(String::as_str);
+    let restarts = join.iter().any(|s| s.kind == StepKind::Start);
+    let drained = marker(StepKind::Drain) == Some(start_digest);
+    let drain = restarts && !drained && marker(StepKind::Ready).is_some();
+    if drain {
+        join.insert(
+            0,
+            Step {
+                kind: StepKind::Drain,
+                digest: start_digest.to_string(),
+                action: Action::Drain,
+            },
+        );
+    }
+    if drain || (drained && marker(StepKind::Uncordon) != Some(start_digest)) {
+        join.push(Step {
+            kind: StepKind::Uncordon,
+            digest: start_digest.to_string(),
+            action: Action::Uncordon,
+        });
     }
 }
 

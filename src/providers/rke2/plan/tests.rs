@@ -103,7 +103,11 @@ fn a_changed_config_redoes_config_and_everything_after_it() {
     changed[3].config_yaml.push_str("node-label: [x=y]\n");
     let plan = build(&changed, &observed, &release(), "v1.33.1+rke2r1", 3);
     assert_eq!(kinds(&plan.nodes[3].prepare), ["config", "install"]);
-    assert_eq!(kinds(&plan.nodes[3].join), ["start", "ready"]);
+    // The node was ready: it is drained before the restart and uncordoned after it.
+    assert_eq!(
+        kinds(&plan.nodes[3].join),
+        ["drain", "start", "ready", "uncordon"]
+    );
     // A new version redoes the upload too.
     let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
     assert_eq!(
@@ -159,4 +163,129 @@ fn markers_parse_from_the_observe_output() {
     let m = parse_markers("preflight abc\nupload def\n\n");
     assert_eq!(m.get("upload").map(String::as_str), Some("def"));
     assert_eq!(m.len(), 2);
+}
+
+/// The markers of `markers` updated with those of the first `upto` steps of `plan`.
+fn markers_updated(
+    markers: &BTreeMap<String, String>,
+    plan: &NodePlan,
+    upto: usize,
+) -> BTreeMap<String, String> {
+    let mut updated = markers.clone();
+    updated.extend(markers_after(plan, upto));
+    updated
+}
+
+#[test]
+fn step_kinds_are_ordered_and_named_once() {
+    let names: Vec<&str> = StepKind::ALL.iter().map(|k| k.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "preflight",
+            "upload",
+            "config",
+            "install",
+            "drain",
+            "start",
+            "ready",
+            "uncordon"
+        ]
+    );
+    assert!(StepKind::ALL.windows(2).all(|w| w[0] < w[1]));
+    let preparing: Vec<&str> = StepKind::ALL
+        .iter()
+        .filter(|k| k.prepares())
+        .map(|k| k.name())
+        .collect();
+    assert_eq!(preparing, ["preflight", "upload", "config", "install"]);
+}
+
+#[test]
+fn a_fresh_install_and_an_interrupted_first_start_drain_nothing() {
+    let fresh = build(&fleet(), &Observed::new(), &release(), "v1.33.1+rke2r1", 3);
+    for n in &fresh.nodes {
+        assert_eq!(kinds(&n.join), ["start", "ready"], "{}", n.name);
+    }
+    // Started once but never ready: nothing runs there yet, so a new version drains nothing.
+    let mut observed = Observed::new();
+    observed.insert("s1".into(), markers_after(&fresh.nodes[0], 5));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    assert_eq!(kinds(&plan.nodes[0].join), ["start", "ready"]);
+}
+
+#[test]
+fn a_new_version_drains_a_ready_node_before_starting_and_uncordons_it_after() {
+    let fresh = build(&fleet(), &Observed::new(), &release(), "v1.33.1+rke2r1", 3);
+    let mut observed = Observed::new();
+    for (i, n) in fresh.nodes.iter().enumerate() {
+        observed.insert(n.name.clone(), markers_after(&fresh.nodes[i], 6));
+    }
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    for n in &plan.nodes {
+        assert_eq!(kinds(&n.prepare), ["upload", "config", "install"]);
+        assert_eq!(
+            kinds(&n.join),
+            ["drain", "start", "ready", "uncordon"],
+            "{}",
+            n.name
+        );
+        // Both are API operations, recorded under the digest of the start they surround.
+        assert_eq!(n.join[0].action, Action::Drain);
+        assert_eq!(n.join[3].action, Action::Uncordon);
+        assert!(n.join.iter().all(|s| s.digest == n.join[1].digest));
+        assert_ne!(n.join[1].digest, fresh.nodes[0].join[0].digest);
+    }
+    // The drain runs in the node's turn: servers one at a time, then the agents.
+    let waves: Vec<usize> = plan.waves.iter().map(|w| w.parallel).collect();
+    assert_eq!(waves, [1, 1, 1, 3]);
+}
+
+#[test]
+fn a_run_interrupted_after_the_drain_restarts_and_uncordons_without_draining_again() {
+    let fresh = build(&fleet(), &Observed::new(), &release(), "v1.33.1+rke2r1", 3);
+    let ready = markers_after(&fresh.nodes[1], 6);
+    let mut observed = Observed::new();
+    observed.insert("s2".into(), ready.clone());
+    let upgrade = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    let s2 = &upgrade.nodes[1];
+    assert_eq!(kinds(&s2.join), ["drain", "start", "ready", "uncordon"]);
+
+    // Interrupted after upload, config, install and drain.
+    observed.insert("s2".into(), markers_updated(&ready, s2, 4));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    assert!(plan.nodes[1].prepare.is_empty());
+    assert_eq!(kinds(&plan.nodes[1].join), ["start", "ready", "uncordon"]);
+
+    // Interrupted after the start: still ready to wait for and an uncordon owed.
+    observed.insert("s2".into(), markers_updated(&ready, s2, 5));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    assert_eq!(kinds(&plan.nodes[1].join), ["ready", "uncordon"]);
+
+    // Interrupted after ready: only the uncordon is owed.
+    observed.insert("s2".into(), markers_updated(&ready, s2, 6));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    assert_eq!(kinds(&plan.nodes[1].join), ["uncordon"]);
+    assert_eq!(plan.nodes[1].join[0].digest, s2.join[1].digest);
+
+    // Finished: nothing left.
+    observed.insert("s2".into(), markers_updated(&ready, s2, 7));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    assert!(plan.nodes[1].is_done());
+}
+
+#[test]
+fn a_drain_for_an_older_start_is_done_again_for_a_newer_one() {
+    let fresh = build(&fleet(), &Observed::new(), &release(), "v1.33.1+rke2r1", 3);
+    let ready = markers_after(&fresh.nodes[0], 6);
+    let mut observed = Observed::new();
+    observed.insert("s1".into(), ready.clone());
+    let upgrade = build(&fleet(), &observed, &release(), "v1.33.2+rke2r1", 3);
+    // Drained for v1.33.2, then the spec moved on to v1.33.3 before the restart.
+    observed.insert("s1".into(), markers_updated(&ready, &upgrade.nodes[0], 4));
+    let plan = build(&fleet(), &observed, &release(), "v1.33.3+rke2r1", 3);
+    assert_eq!(
+        kinds(&plan.nodes[0].join),
+        ["drain", "start", "ready", "uncordon"]
+    );
 }

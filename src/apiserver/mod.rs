@@ -69,6 +69,9 @@ pub struct DevServerConfig {
     /// Bearer token clients must send over HTTPS; None generates a random one. Plain HTTP is
     /// unauthenticated: kubectl never sends credentials over it.
     pub token: Option<String>,
+    /// Extra names (IP addresses or DNS names) the serving certificate is valid for, besides
+    /// `localhost`, the loopback addresses and `bind`.
+    pub tls_sans: Vec<String>,
 }
 
 impl Default for DevServerConfig {
@@ -79,6 +82,7 @@ impl Default for DevServerConfig {
             tls: true,
             data_dir: None,
             token: None,
+            tls_sans: Vec::new(),
         }
     }
 }
@@ -123,12 +127,16 @@ impl DevServer {
             .await
             .with_context(|| format!("binding {}:{}", config.bind, config.port))?;
         let port = listener.local_addr()?.port();
+        // Listening on every address: clients on this machine use loopback.
         let host = match config.bind {
+            IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
             IpAddr::V4(v4) => v4.to_string(),
         };
         let (acceptor, ca_pem) = if config.tls {
-            let tls = tls::generate(config.bind)?;
+            let tls =
+                tls::load_or_generate(config.bind, &config.tls_sans, config.data_dir.as_deref())?;
             (
                 Some(tokio_rustls::TlsAcceptor::from(tls.server_config)),
                 Some(tls.ca_pem),

@@ -1,5 +1,7 @@
-//! A throw-away certificate authority and serving certificate for `127.0.0.1` / `localhost`,
-//! generated at start so the kubeconfig can pin the CA (`certificate-authority-data`).
+//! A throw-away certificate authority and serving certificate for `127.0.0.1` / `localhost` (and
+//! any extra names asked for), generated at start so the kubeconfig can pin the CA
+//! (`certificate-authority-data`). With a data directory the material is kept there and reused
+//! while the names stay the same, so kubeconfigs handed out earlier keep working after a restart.
 
 use std::sync::Arc;
 
@@ -8,7 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The CA (PEM, for the kubeconfig) and a rustls server configuration using the serving cert.
 pub struct ServingTls {
@@ -18,8 +20,82 @@ pub struct ServingTls {
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
-/// Generate a CA and a serving certificate valid for `127.0.0.1`, `::1`, `localhost` and `bind`.
-pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
+/// The PEM material behind [`ServingTls`], as kept in a data directory.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Material {
+    /// The names the serving certificate is valid for, in order.
+    names: Vec<String>,
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// File of the TLS material in a data directory.
+const MATERIAL_FILE: &str = "tls.json";
+
+/// The names (IP addresses or DNS names) a serving certificate for `bind` and `extra` covers.
+fn names(bind: std::net::IpAddr, extra: &[String]) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !bind.is_unspecified() {
+        names.push(bind.to_string());
+    }
+    for name in extra {
+        let name = name.trim().trim_start_matches('[').trim_end_matches(']');
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// Serving TLS for `bind` and the `extra` names: reused from `dir` when it holds material for the
+/// same names, else generated (and stored in `dir`, mode 0600, when given).
+pub fn load_or_generate(
+    bind: std::net::IpAddr,
+    extra: &[String],
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<ServingTls> {
+    let names = names(bind, extra);
+    let path = dir.map(|d| d.join(MATERIAL_FILE));
+    let stored = path
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|bytes| serde_json::from_slice::<Material>(&bytes).ok())
+        .filter(|m| m.names == names);
+    let material = match stored {
+        Some(m) => m,
+        None => {
+            let m = generate_material(names)?;
+            if let Some(path) = &path {
+                write_private(path, &serde_json::to_vec_pretty(&m)?)?;
+            }
+            m
+        }
+    };
+    serving(material)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Generate a CA and a serving certificate valid for `names`.
+fn generate_material(names: Vec<String>) -> anyhow::Result<Material> {
     let ca_key = KeyPair::generate().context("generating CA key")?;
     let mut ca_params = CertificateParams::default();
     let mut ca_dn = DistinguishedName::new();
@@ -35,21 +111,20 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let server_key = KeyPair::generate().context("generating serving key")?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string()]).context("serving cert params")?;
+    let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "mk8-dev-apiserver");
     params.distinguished_name = dn;
-    let mut ips = vec![
-        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-        std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-    ];
-    if !ips.contains(&bind) && !bind.is_unspecified() {
-        ips.push(bind);
+    for name in &names {
+        params
+            .subject_alt_names
+            .push(match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(name.clone().try_into().with_context(|| {
+                    format!("{name:?} is neither an IP address nor a DNS name")
+                })?),
+            });
     }
-    params
-        .subject_alt_names
-        .extend(ips.into_iter().map(SanType::IpAddress));
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -58,7 +133,21 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
     let server_cert = params
         .signed_by(&server_key, &issuer)
         .context("signing serving cert")?;
+    Ok(Material {
+        names,
+        ca_pem: ca_cert.pem(),
+        cert_pem: server_cert.pem(),
+        key_pem: server_key.serialize_pem(),
+    })
+}
 
+fn serving(material: Material) -> anyhow::Result<ServingTls> {
+    let cert: CertificateDer<'static> =
+        rustls::pki_types::pem::PemObject::from_pem_slice(material.cert_pem.as_bytes())
+            .context("reading the serving certificate")?;
+    let key: PrivateKeyDer<'static> =
+        rustls::pki_types::pem::PemObject::from_pem_slice(material.key_pem.as_bytes())
+            .context("reading the serving key")?;
     // An explicit provider keeps several servers (and other rustls users) in one process independent
     // of whichever process-wide default happens to be installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -66,14 +155,11 @@ pub fn generate(bind: std::net::IpAddr) -> anyhow::Result<ServingTls> {
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(server_cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-        )
+        .with_single_cert(vec![cert], key)
         .context("building TLS config")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(ServingTls {
-        ca_pem: ca_cert.pem(),
+        ca_pem: material.ca_pem,
         server_config: Arc::new(config),
     })
 }

@@ -15,9 +15,20 @@ pub struct DevArgs {
     /// Serve the API only; do not run the operator's controllers.
     #[arg(long)]
     no_operator: bool,
-    /// Port of the API server on 127.0.0.1.
+    /// Port of the API server.
     #[arg(long, default_value_t = 6443)]
     port: u16,
+    /// Address to listen on; `0.0.0.0` serves other machines too (the kubeconfig still uses
+    /// 127.0.0.1; add the addresses others use with --tls-san).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Extra IP address or DNS name for the serving certificate (repeatable).
+    #[arg(long = "tls-san", value_name = "NAME")]
+    tls_san: Vec<String>,
+    /// File holding the bearer token clients must present (default: a random one, written to
+    /// the kubeconfig).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Where to write the kubeconfig.
     #[arg(long, default_value = ".mk8/dev.kubeconfig")]
     kubeconfig: PathBuf,
@@ -35,13 +46,35 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     eprintln!(
         "mk8 dev: starting the development API server (development tooling, not a production control plane)"
     );
+    let token = match &args.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --token-file {}", path.display()))?;
+            let token = token.trim().to_string();
+            anyhow::ensure!(
+                !token.is_empty() && !token.contains(char::is_whitespace),
+                "--token-file {}: the token must be one non-empty word",
+                path.display()
+            );
+            Some(token)
+        }
+        None => None,
+    };
     let server = DevServer::start(DevServerConfig {
+        bind: args.bind,
         port: args.port,
         data_dir: args.data_dir.clone(),
+        token,
+        tls_sans: args.tls_san.clone(),
         ..Default::default()
     })
     .await
-    .with_context(|| format!("starting the development API server on port {}", args.port))?;
+    .with_context(|| {
+        format!(
+            "starting the development API server on {}:{}",
+            args.bind, args.port
+        )
+    })?;
     server
         .write_kubeconfig(&args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;

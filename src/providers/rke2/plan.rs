@@ -227,6 +227,9 @@ pub fn build(
             .iter()
             .flat_map(|u| [u.remote.as_str(), u.sha256.as_str()]),
     );
+    // Joiners check the registration address in preflight when it should answer already (the
+    // node it registers through is not part of this plan), else right before they start.
+    let bootstrap_in_plan = nodes.iter().any(|n| n.registration.is_none());
     let mut plans = Vec::new();
     for node in nodes {
         let role = node.role.as_str();
@@ -237,7 +240,10 @@ pub fn build(
             (
                 StepKind::Preflight,
                 digest([role]),
-                Action::Run(preflight(node.role)),
+                Action::Run(preflight(
+                    node.role,
+                    node.registration.as_deref().filter(|_| !bootstrap_in_plan),
+                )),
             ),
             (
                 StepKind::Upload,
@@ -257,12 +263,12 @@ pub fn build(
             (
                 StepKind::Start,
                 start_digest.clone(),
-                Action::Run(start(node.role)),
+                Action::Run(start(node.role, node.registration.as_deref())),
             ),
             (
                 StepKind::Ready,
                 start_digest.clone(),
-                Action::WaitReady(readiness(node.role)),
+                Action::WaitReady(readiness(node.role, &node.name, version)),
             ),
         ];
         let markers = observed.get(&node.name);
@@ -369,8 +375,34 @@ pub fn parse_markers(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// OS, architecture, free disk, and the role's ports free.
-fn preflight(role: Role) -> Script {
+/// RKE2's supervisor port, through which nodes register.
+pub const SUPERVISOR_PORT: u16 = 9345;
+
+/// A shell function `reach HOST PORT HOSTPORT`: whether this node can open a TCP connection to
+/// the registration address (curl, else bash's /dev/tcp, else nc; assumed reachable when the
+/// node has none of them), with a message naming the address when it cannot.
+const REACH: &str = r#"
+reach() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -sk --max-time 5 -o /dev/null "https://$3/ping"
+    case $? in 6) why="cannot resolve $1" ;; 7) why="cannot connect (refused or no route)" ;; 28) why="timed out" ;; *) return 0 ;; esac
+  elif command -v bash >/dev/null 2>&1; then
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null && return 0
+    why="cannot connect"
+  elif command -v nc >/dev/null 2>&1; then
+    nc -z -w 5 "$1" "$2" && return 0
+    why="cannot connect"
+  else
+    return 0
+  fi
+  echo "$(hostname) cannot reach the registration address $3 (RKE2's supervisor port): $why; check spec.rke2.registrationAddress and the firewalls between the nodes" >&2
+  return 1
+}
+"#;
+
+/// OS, architecture, free disk, the role's ports free, and — given — the registration address
+/// reachable.
+fn preflight(role: Role, registration: Option<&str>) -> Script {
     let ports: &[&str] = match role {
         Role::Server => &["6443", "9345", "10250"],
         Role::Agent => &["10250"],
@@ -381,7 +413,8 @@ case "$(uname -m)" in x86_64|amd64) ;; *) echo "preflight: architecture $(uname 
 mkdir -p /var/lib/rancher
 free=$(df -Pk /var/lib/rancher | awk 'NR==2 {print $4}')
 [ "${free:-0}" -ge "$1" ] || { echo "preflight: only ${free}KiB free under /var/lib/rancher, need $1KiB" >&2; exit 1; }
-shift
+if [ -n "$2" ]; then reach "$2" "$3" "$4" || exit 1; fi
+shift 4
 [ -f /var/lib/rancher/rke2/.mk8/install ] && exit 0
 for port in "$@"; do
   hex=$(printf '%04X' "$port")
@@ -390,14 +423,31 @@ for port in "$@"; do
   fi
 done
 "#;
+    let (host, hostport) = registration_args(registration);
     let mut args = vec![
         "-c".to_string(),
-        check.to_string(),
+        format!("{REACH}{check}"),
         "mk8-preflight".to_string(),
         MIN_FREE_KIB.to_string(),
+        host,
+        SUPERVISOR_PORT.to_string(),
+        hostport,
     ];
     args.extend(ports.iter().map(|p| p.to_string()));
     Script::of(Cmd::new("sh").args(args))
+}
+
+/// The host and `host:port` of the registration address, or two empty strings.
+fn registration_args(registration: Option<&str>) -> (String, String) {
+    match registration {
+        Some(host) => (
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            super::config::join_host_port(host, SUPERVISOR_PORT),
+        ),
+        None => (String::new(), String::new()),
+    }
 }
 
 /// Write config.yaml (from standard input: it holds the token) atomically with mode 0600.
@@ -427,9 +477,11 @@ fn install(dir: &str, role: Role, version: &str) -> Script {
 /// new version), so a running service is restarted to pick them up. With systemd running,
 /// through `systemctl`; without it (test nodes in network namespaces, minimal containers),
 /// `<prefix>/bin/rke2 <role>` runs detached under nohup with its pid in the marker directory.
-fn start(role: Role) -> Script {
+fn start(role: Role, registration: Option<&str>) -> Script {
     let script = r#"
 role="$1"; prefix="$2"; state="$3"
+# A joiner registers through the registration address: say so plainly when it cannot reach it.
+if [ -n "$4" ]; then reach "$4" "$5" "$6" || exit 1; fi
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl enable "rke2-$role.service" && exec systemctl restart "rke2-$role.service"
 fi
@@ -444,22 +496,36 @@ fi
 nohup "$prefix/bin/rke2" "$role" > "$state/rke2-$role.log" 2>&1 < /dev/null &
 echo $! > "$state/rke2.pid"
 "#;
-    Script::of(Cmd::new("sh").args(["-c", script, "mk8-start", role.as_str(), PREFIX, MARKER_DIR]))
+    let (host, hostport) = registration_args(registration);
+    Script::of(Cmd::new("sh").args([
+        "-c".to_string(),
+        format!("{REACH}{script}"),
+        "mk8-start".into(),
+        role.as_str().into(),
+        PREFIX.into(),
+        MARKER_DIR.into(),
+        host,
+        SUPERVISOR_PORT.to_string(),
+        hostport,
+    ]))
 }
 
-/// Readiness: a server's API answers `/readyz`; an agent's kubelet reaches the API through its
-/// local load balancer. Both through the kubectl RKE2 places in its data directory.
-pub fn readiness(role: Role) -> Script {
+/// Readiness: the API answers `/readyz` (a server's own, through `rke2.yaml`; an agent's through
+/// the kubelet's kubeconfig and its local load balancer) and the node's Node object is `Ready`
+/// with the kubelet of `version` — after a restart the Node still shows its old state until the
+/// new kubelet reports. Through the kubectl RKE2 places in its data directory.
+pub fn readiness(role: Role, node: &str, version: &str) -> Script {
     let kubeconfig = match role {
         Role::Server => "/etc/rancher/rke2/rke2.yaml",
         Role::Agent => "/var/lib/rancher/rke2/agent/kubelet.kubeconfig",
     };
-    Script::of(Cmd::new("/var/lib/rancher/rke2/bin/kubectl").args([
-        "--kubeconfig",
-        kubeconfig,
-        "get",
-        "--raw=/readyz",
-    ]))
+    let script = r#"
+kubectl=/var/lib/rancher/rke2/bin/kubectl
+"$kubectl" --kubeconfig "$1" get --raw=/readyz >/dev/null || exit 1
+state=$("$kubectl" --kubeconfig "$1" get node "$2" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.nodeInfo.kubeletVersion}') || exit 1
+[ "$state" = "True $3" ] || { echo "node $2 is not Ready with $3 yet (Ready, kubelet: ${state:-unknown})" >&2; exit 1; }
+"#;
+    Script::of(Cmd::new("sh").args(["-c", script, "mk8-ready", kubeconfig, node, version]))
 }
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {

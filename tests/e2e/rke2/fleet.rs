@@ -128,6 +128,7 @@ impl Fleet {
             return None;
         }
         std::fs::create_dir_all("/run/sshd").expect("sshd privilege separation dir");
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enabling IPv4 forwarding");
         let dir = tempfile::Builder::new()
             .prefix("mk8-fleet-")
             .tempdir()
@@ -212,6 +213,8 @@ impl Fleet {
         ]);
         in_ns(&["ip", "link", "set", &node_if, "up"]);
         in_ns(&["ip", "link", "set", "lo", "up"]);
+        // Nodes reach each other (agents join through a server) routed by the host.
+        in_ns(&["ip", "route", "add", "default", "via", &format!("10.77.{k}.1")]);
         let root = self.dir.path().join(format!("node{i}"));
         for (_, dir) in PRIVATE_DIRS {
             std::fs::create_dir_all(root.join(dir)).unwrap();

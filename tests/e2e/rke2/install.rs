@@ -7,8 +7,13 @@ use mk8::providers::NodeShell;
 use mk8::providers::rke2::artifacts::{ArtifactCache, ArtifactError, IMAGES, Source};
 use mk8::providers::rke2::config::{self, NodeConfig};
 use mk8::providers::rke2::execute::{self, Options, Phase, Progress, Target};
+use mk8::providers::rke2::nodes::{NodeApi, NodeApiError, WorkloadCluster};
 use mk8::providers::rke2::plan::{self, DesiredNode, Role};
 use mk8::providers::ssh::SshPool;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
 
 use super::fleet::{Fleet, Node};
 use super::release::{Release, VERSION};
@@ -380,8 +385,71 @@ async fn a_host_key_learned_on_first_contact_is_reported() {
     );
 }
 
+/// The cluster's API as the first server's rke2.yaml reaches it from this host.
+fn workload_api(fleet: &Fleet) -> WorkloadCluster {
+    let rke2_yaml = fleet.nodes[0].read("/etc/rancher/rke2/rke2.yaml").unwrap();
+    let endpoint = format!("https://{}:6443", fleet.nodes[0].address);
+    WorkloadCluster::from_kubeconfig(&mk8::controller::cluster::rke2::point_at(
+        &rke2_yaml, &endpoint,
+    ))
+    .expect("the first server's kubeconfig works")
+}
+
+/// A [`NodeApi`] that records what was asked of it, with the time (seconds since the epoch).
+struct Recording {
+    inner: WorkloadCluster,
+    calls: Mutex<Vec<(String, String, f64)>>,
+}
+
+impl Recording {
+    fn record(&self, call: &str, node: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        self.calls
+            .lock()
+            .unwrap()
+            .push((call.to_string(), node.to_string(), now));
+    }
+
+    fn time(&self, call: &str, node: &str) -> f64 {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(c, n, _)| c == call && n == node)
+            .unwrap_or_else(|| panic!("no {call} of {node}"))
+            .2
+    }
+}
+
+impl NodeApi for Recording {
+    fn drain<'a>(
+        &'a self,
+        node: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        self.record("drain", node);
+        self.inner.drain(node, timeout)
+    }
+    fn uncordon<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        self.record("uncordon", node);
+        self.inner.uncordon(node)
+    }
+    fn delete_node<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        self.inner.delete_node(node)
+    }
+    fn readyz<'a>(&'a self) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        self.inner.readyz()
+    }
+    fn node_readiness<'a>(&'a self) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>> {
+        self.inner.node_readiness()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_version_restarts_servers_one_by_one_then_the_agents() {
+async fn a_new_version_drains_and_restarts_servers_one_by_one_then_the_agents() {
     let Some(fleet) = Fleet::start("a_new_version_restarts_servers_one_by_one", 4) else {
         return;
     };
@@ -393,6 +461,43 @@ async fn a_new_version_restarts_servers_one_by_one_then_the_agents() {
         &install(&pool, &fleet, &release, &roles, &targets, 5).await,
         4,
     );
+    let api = Recording {
+        inner: workload_api(&fleet),
+        calls: Mutex::default(),
+    };
+    assert_eq!(
+        api.node_readiness().await.unwrap(),
+        BTreeMap::from([
+            ("node-0".to_string(), true),
+            ("node-1".into(), true),
+            ("node-2".into(), true),
+            ("node-3".into(), true),
+        ]),
+        "every node registered Ready"
+    );
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::from_yaml(&mk8::controller::cluster::rke2::point_at(
+                &fleet.nodes[0].read("/etc/rancher/rke2/rke2.yaml").unwrap(),
+                &format!("https://{}:6443", fleet.nodes[0].address),
+            ))
+            .unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "default");
+    for (name, node) in [("on-agent", "node-2"), ("on-server", "node-1")] {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}
+        }))
+        .unwrap();
+        pods.create(&Default::default(), &pod).await.unwrap();
+    }
+
     let cache = ArtifactCache::new(fleet.dir().join("cache"));
     let verified = cache
         .release(&Source::Directory(release.dir.clone()), "canal")
@@ -401,7 +506,8 @@ async fn a_new_version_restarts_servers_one_by_one_then_the_agents() {
     let (observed, _) = execute::observe(&pool, &targets, Duration::from_secs(10)).await;
     let next = "v1.33.2+rke2r1";
     let plan = plan::build(&desired(&fleet, &roles), &observed, &verified, next, 5);
-    let outcomes = execute::execute(&pool, &targets, &plan, &options(), &|_| {}).await;
+    let outcomes =
+        execute::execute_with_api(&pool, Some(&api), &targets, &plan, &options(), &|_| {}).await;
     assert_all_ready(&outcomes, 4);
     let second = |node: &Node, event: &str| {
         let times: Vec<f64> = events(node)
@@ -418,9 +524,88 @@ async fn a_new_version_restarts_servers_one_by_one_then_the_agents() {
                 .exists()
         );
     }
-    // Servers restart one at a time, each after the previous is ready again; agents after them.
-    assert!(second(&fleet.nodes[1], "start") >= second(&fleet.nodes[0], "ready"));
-    for agent in &fleet.nodes[2..] {
-        assert!(second(agent, "start") >= second(&fleet.nodes[1], "ready"));
+    // Each node is drained before it restarts and uncordoned once ready again; servers one at a
+    // time, each after the previous is back; agents after them.
+    for (i, node) in fleet.nodes.iter().enumerate() {
+        let name = format!("node-{i}");
+        assert!(
+            api.time("drain", &name) <= second(node, "start"),
+            "{name} restarted before its drain"
+        );
+        assert!(
+            api.time("uncordon", &name) >= second(node, "ready"),
+            "{name} uncordoned before ready"
+        );
     }
+    assert!(api.time("drain", "node-1") >= api.time("uncordon", "node-0"));
+    for agent in ["node-2", "node-3"] {
+        assert!(api.time("drain", agent) >= api.time("uncordon", "node-1"));
+    }
+    // The drains evicted the pods; the nodes are schedulable and Ready again.
+    let left: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    assert!(left.is_empty(), "pods left: {left:?}");
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    for node in nodes.list(&Default::default()).await.unwrap().items {
+        assert_ne!(
+            node.spec.and_then(|s| s.unschedulable),
+            Some(true),
+            "{:?} is still cordoned",
+            node.metadata.name
+        );
+    }
+    assert!(api.node_readiness().await.unwrap().values().all(|r| *r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_cannot_reach_the_registration_address_fails_in_preflight() {
+    let Some(fleet) = Fleet::start("an_agent_cannot_reach_the_registration_address", 2) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 10_000);
+    let pool = SshPool::new(Duration::from_secs(10));
+    // Node 0 runs sshd but no RKE2: nothing answers on its supervisor port.
+    let registration = fleet.nodes[0].address.clone();
+    let agent = DesiredNode {
+        name: "node-1".into(),
+        role: Role::Agent,
+        config_yaml: config::render(&NodeConfig {
+            token: "fixture-token".into(),
+            server: Some(registration.clone()),
+            node_name: "node-1".into(),
+            cni: "canal".into(),
+            ..Default::default()
+        }),
+        registration: Some(registration.clone()),
+    };
+    let cache = ArtifactCache::new(fleet.dir().join("cache"));
+    let verified = cache
+        .release(&Source::Directory(release.dir.clone()), "canal")
+        .await
+        .unwrap();
+    let targets = vec![Target {
+        name: "node-1".into(),
+        access: fleet.access(&fleet.nodes[1]),
+    }];
+    let plan = plan::build(&[agent], &plan::Observed::new(), &verified, VERSION, 5);
+    let outcomes = execute::execute(&pool, &targets, &plan, &options(), &|_| {}).await;
+    let p = &outcomes["node-1"];
+    assert_eq!(p.phase, Phase::Failed, "{p:?}");
+    assert_eq!(p.step, Some("preflight"));
+    assert!(
+        p.message.contains(&format!(
+            "cannot reach the registration address {registration}:9345"
+        )) && p.message.contains("cannot connect"),
+        "{p:?}"
+    );
+    assert!(
+        !fleet.nodes[1].host_path("/var/lib/rancher/mk8").exists(),
+        "nothing is uploaded to a node that cannot join"
+    );
 }

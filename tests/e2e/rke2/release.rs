@@ -33,11 +33,17 @@ impl Release {
             std::fs::create_dir_all(stage.join(sub)).unwrap();
         }
         std::fs::create_dir_all(&dir).unwrap();
-        write_exec(&stage.join("bin/rke2"), RKE2_STAND_IN);
+        let stand_in = RKE2_STAND_IN
+            .replace(
+                "@MK8_BIN@",
+                &visible_to_nodes(parent, Path::new(env!("CARGO_BIN_EXE_mk8"))),
+            )
+            .replace("@KUBECTL_BIN@", &visible_to_nodes(parent, &kubectl()));
+        write_exec(&stage.join("bin/rke2"), &stand_in);
         write_exec(&stage.join("bin/rke2-uninstall.sh"), UNINSTALL_STAND_IN);
         write_exec(
             &stage.join("bin/rke2-killall.sh"),
-            "#!/bin/sh\n# TEST FIXTURE: stops this node's rke2 stand-in.\nkill $(cat /var/lib/rancher/rke2/mk8-fixture/pid) 2>/dev/null || true\n",
+            "#!/bin/sh\n# TEST FIXTURE: stops this node's rke2 stand-in and its API server.\ncd /var/lib/rancher/rke2/mk8-fixture && kill $(cat pid apiserver.pid supervisor.pid 2>/dev/null) 2>/dev/null || true\n",
         );
         for role in ["server", "agent"] {
             std::fs::write(
@@ -89,6 +95,31 @@ impl Release {
         bytes[last] ^= 0x55;
         std::fs::write(path, bytes).unwrap();
     }
+}
+
+/// The real kubectl of this machine (the fixture's nodes probe readiness with it).
+fn kubectl() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.is_file())
+        .expect("kubectl must be installed: the rke2 test fixture probes readiness with it")
+}
+
+/// A path to `binary` the test nodes can see: nodes mount their own /usr/local and /root, so a
+/// binary under those is copied beside the release first.
+fn visible_to_nodes(parent: &Path, binary: &Path) -> String {
+    let binary = binary.canonicalize().unwrap();
+    if !["/usr/local", "/root"]
+        .iter()
+        .any(|d| binary.starts_with(d))
+    {
+        return binary.display().to_string();
+    }
+    let copy = parent.join(binary.file_name().unwrap());
+    std::fs::copy(&binary, &copy).unwrap();
+    copy.display().to_string()
 }
 
 fn write_exec(path: &Path, content: &str) {

@@ -289,3 +289,48 @@ fn a_drain_for_an_older_start_is_done_again_for_a_newer_one() {
         ["drain", "start", "ready", "uncordon"]
     );
 }
+
+#[test]
+fn joiners_check_the_registration_address_in_preflight_only_when_it_should_answer() {
+    fn script(action: &Action) -> String {
+        match action {
+            Action::Run(s) => s.render().to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut nodes = fleet();
+    for n in &mut nodes[1..] {
+        n.registration = Some("10.0.0.1".into());
+    }
+    // The bootstrap server is in this plan: it is not up during preflight, so joiners check the
+    // address right before they start.
+    let plan = build(&nodes, &Observed::new(), &release(), "v1.33.1+rke2r1", 3);
+    let agent = &plan.nodes[3];
+    assert!(script(&agent.prepare[0].action).contains(" 1048576 '' 9345 '' 10250"));
+    assert!(script(&agent.join[0].action).contains(" 10.0.0.1 9345 10.0.0.1:9345"));
+    assert!(script(&plan.nodes[0].join[0].action).ends_with(" '' 9345 ''"));
+    // An agent pool joins a running control plane: preflight checks the address already.
+    let agents = build(
+        &nodes[3..],
+        &Observed::new(),
+        &release(),
+        "v1.33.1+rke2r1",
+        3,
+    );
+    assert!(
+        script(&agents.nodes[0].prepare[0].action)
+            .contains(" 1048576 10.0.0.1 9345 10.0.0.1:9345 10250")
+    );
+    // IPv6 registration addresses are bracketed for curl, bare for bash and nc.
+    nodes[4].registration = Some("fd00::1".into());
+    let agents = build(
+        &nodes[4..],
+        &Observed::new(),
+        &release(),
+        "v1.33.1+rke2r1",
+        3,
+    );
+    assert!(
+        script(&agents.nodes[0].prepare[0].action).contains(" fd00::1 9345 '[fd00::1]:9345' 10250")
+    );
+}

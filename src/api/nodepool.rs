@@ -276,7 +276,8 @@ pub struct NodeStatus {
     pub name: String,
     /// Host address.
     pub address: String,
-    /// `Pending`, `Joining`, `Ready`, `Failed`, `Removing`.
+    /// `Pending`, `Joining`, `Ready`, `Failed`, or `Removing` (a host taken out of the spec,
+    /// being drained and uninstalled; it leaves the list once done).
     pub phase: String,
     /// Step in progress or last finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,6 +288,20 @@ pub struct NodeStatus {
     /// When the current phase began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+    /// SSH port, kept so a host removed from the spec can still be reached to uninstall it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// SSH user, kept for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Fingerprint (`SHA256:...`) of the host key mk8 trusts for this node: the one pinned in
+    /// the spec, or the one learned on first contact (`acceptNewHostKeys`), which is pinned from
+    /// then on — a different key is refused. Pin a new key in the spec to replace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key_fingerprint: Option<String>,
+    /// Whether `hostKeyFingerprint` was learned on first contact rather than given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_key_learned: bool,
 }
 
 impl NodePool {

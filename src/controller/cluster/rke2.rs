@@ -17,6 +17,7 @@ use crate::controller::conditions::{self, Desired, types};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::Result;
 use crate::providers::rke2::access;
+use crate::providers::rke2::nodes::{NodeApi, WorkloadCluster};
 use crate::providers::ssh::{Cmd, Script};
 
 /// Reasons of the RKE2 stage.
@@ -27,7 +28,14 @@ pub mod reasons {
     pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
     /// The kubeconfig could not be read from the first server.
     pub const KUBECONFIG_UNAVAILABLE: &str = "KubeconfigUnavailable";
+    /// The API does not answer through the stored kubeconfig.
+    pub const API_UNREACHABLE: &str = "APIUnreachable";
+    /// Nodes mk8 installed are missing from the API or not Ready there.
+    pub const NODES_NOT_READY: &str = "NodesNotReady";
 }
+
+/// How often a Ready cluster's API and nodes are checked again.
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// What the stage adds to the Cluster's status.
 pub struct Work {
@@ -61,18 +69,22 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
     if !given_token {
         ensure_token(cluster, &secrets).await?;
     }
-    let pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+    let all_pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default())
         .await?
         .items
         .into_iter()
-        .filter(|p| p.spec.cluster_name == name)
+        .filter(|p| p.spec.cluster_name == name && p.spec.ssh.is_some())
+        .collect();
+    let pools: Vec<NodePool> = all_pools
+        .iter()
         .filter(|p| {
             p.spec
                 .ssh
                 .as_ref()
                 .is_some_and(|s| s.role == NodeRole::Server)
         })
+        .cloned()
         .collect();
     let server_pools: Vec<&NodePool> = pools.iter().collect();
     let waiting: Vec<String> = pools
@@ -149,23 +161,100 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
         cluster,
         &secrets,
         &kubeconfig_name,
-        BTreeMap::from([("value".to_string(), kubeconfig)]),
+        BTreeMap::from([("value".to_string(), kubeconfig.clone())]),
     )
     .await?;
     let servers: i32 = pools.iter().map(|p| p.desired_nodes()).sum();
+    let not_ready = |reason: &'static str, message: String| {
+        Ok(Some(Work {
+            phase: Phase::Provisioning,
+            ready: Desired::no(types::READY, reason, message),
+            endpoint: Some(endpoint.clone()),
+            kubeconfig_secret_name: Some(kubeconfig_name.clone()),
+            requeue: Some(Duration::from_secs(10)),
+        }))
+    };
+    // Ready means the API answers through the stored kubeconfig and every node mk8 installed is
+    // registered and Ready there.
+    let api = match WorkloadCluster::from_kubeconfig(&kubeconfig) {
+        Ok(api) => api,
+        Err(e) => {
+            return not_ready(
+                reasons::API_UNREACHABLE,
+                format!("the kubeconfig in Secret {kubeconfig_name} is unusable: {e}"),
+            );
+        }
+    };
+    let readiness = match api.readyz().await {
+        Ok(()) => api.node_readiness().await,
+        Err(e) => Err(e),
+    };
+    let readiness = match readiness {
+        Ok(r) => r,
+        Err(e) => {
+            return not_ready(
+                reasons::API_UNREACHABLE,
+                format!(
+                    "the API at {endpoint} does not answer through the kubeconfig in Secret {kubeconfig_name}: {e}"
+                ),
+            );
+        }
+    };
+    let expected = installed_nodes(&all_pools);
+    if let Err(missing) = nodes_ready(&expected, &readiness) {
+        return not_ready(
+            reasons::NODES_NOT_READY,
+            format!("the API at {endpoint} answers; waiting for nodes: {missing}"),
+        );
+    }
     Ok(Some(Work {
         phase: Phase::Ready,
         ready: Desired::yes(
             types::READY,
             reasons::CONTROL_PLANE_READY,
             format!(
-                "{servers} server(s) ready at {endpoint}; kubeconfig in Secret {kubeconfig_name}"
+                "{servers} server(s) ready at {endpoint}, {} node(s) Ready in its API; kubeconfig in Secret {kubeconfig_name}",
+                expected.len()
             ),
         ),
         endpoint: Some(endpoint),
         kubeconfig_secret_name: Some(kubeconfig_name),
-        requeue: None,
+        requeue: Some(RECHECK),
     }))
+}
+
+/// The nodes the pools report as installed and ready: they must be Ready in the cluster's API.
+fn installed_nodes(pools: &[NodePool]) -> Vec<String> {
+    let mut names: Vec<String> = pools
+        .iter()
+        .filter_map(|p| p.status.as_ref())
+        .flat_map(|s| &s.nodes)
+        .filter(|n| n.phase == "Ready")
+        .map(|n| n.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every expected node is registered and Ready; else which are not and why (pure).
+fn nodes_ready(
+    expected: &[String],
+    readiness: &BTreeMap<String, bool>,
+) -> std::result::Result<(), String> {
+    let missing: Vec<String> = expected
+        .iter()
+        .filter_map(|name| match readiness.get(name) {
+            Some(true) => None,
+            Some(false) => Some(format!("{name} (not Ready)")),
+            None => Some(format!("{name} (not registered)")),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join(", "))
+    }
 }
 
 /// Delete the Cluster's NodePools before its finalizer goes: agent pools first, server pools
@@ -301,6 +390,26 @@ async fn apply_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_installed_node_must_be_ready_in_the_api() {
+        let expected = vec!["a".to_string(), "b".into(), "c".into()];
+        let readiness = BTreeMap::from([
+            ("a".to_string(), true),
+            ("b".into(), false),
+            ("x".into(), false),
+        ]);
+        assert_eq!(
+            nodes_ready(&expected, &readiness),
+            Err("b (not Ready), c (not registered)".into())
+        );
+        let readiness = BTreeMap::from([
+            ("a".to_string(), true),
+            ("b".into(), true),
+            ("c".into(), true),
+        ]);
+        assert_eq!(nodes_ready(&expected, &readiness), Ok(()));
+    }
 
     #[test]
     fn the_kubeconfig_points_at_the_registration_address() {

@@ -3,6 +3,7 @@
 #[cfg(feature = "eks")]
 pub mod eks;
 mod observe;
+mod removal;
 pub mod rke2;
 mod validate;
 

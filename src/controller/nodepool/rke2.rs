@@ -12,6 +12,7 @@ use kube::{Api, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::observe::Observed;
+use super::removal::{self, Leaving, REMOVING, RemovalProgress};
 use crate::api::nodepool::{NodeRole, NodeStatus};
 use crate::api::{Cluster, NodePool};
 use crate::controller::conditions::{self, Desired, types};
@@ -21,7 +22,9 @@ use crate::providers::NodeShell;
 use crate::providers::rke2::access;
 use crate::providers::rke2::artifacts::{ArtifactCache, Source};
 use crate::providers::rke2::execute::{self, Options, Phase, Progress, Target};
+use crate::providers::rke2::nodes::{NodeApi, WorkloadCluster};
 use crate::providers::rke2::plan;
+use crate::providers::ssh::KeyVerdict;
 
 /// Condition type: some nodes failed while the others proceeded.
 pub const DEGRADED: &str = "Degraded";
@@ -67,9 +70,14 @@ type JobResult = Arc<Mutex<Option<std::result::Result<(), (String, &'static str)
 struct Job {
     digest: String,
     progress: Arc<Mutex<BTreeMap<String, Progress>>>,
+    removals: removal::Progress,
+    learned: Learned,
     result: JobResult,
     finished_at: Arc<Mutex<Option<Instant>>>,
 }
+
+/// Host keys learned on first contact, by node name.
+type Learned = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// Background jobs by NodePool uid.
 static JOBS: LazyLock<Mutex<HashMap<String, Job>>> = LazyLock::new(Mutex::default);
@@ -190,10 +198,20 @@ pub async fn run(
         .iter()
         .map(|(host, d)| Target {
             name: d.name.clone(),
-            access: access::node_access(host, ssh, &credentials.0, &credentials.1),
+            access: pinned_access(host, ssh, &credentials, &previous),
         })
         .collect();
-    let digest = job_digest(cluster, pool, &nodes, &targets);
+    let leaving: Vec<Leaving> = previous
+        .iter()
+        .filter(|n| !nodes.iter().any(|(_, d)| d.name == n.name))
+        .filter(|n| n.step.is_some() || n.phase == REMOVING)
+        .map(|n| Leaving::from_status(n, &credentials.0, &credentials.1))
+        .collect();
+    let kubeconfig = secrets
+        .get_opt(&access::kubeconfig_secret_name(&cluster.name_any()))
+        .await?
+        .and_then(|s| access::secret_value(&s, "value"));
+    let digest = job_digest(cluster, pool, &nodes, &targets, &leaving);
     let key = pool
         .uid()
         .unwrap_or_else(|| format!("{ns}/{}", pool.name_any()));
@@ -209,7 +227,13 @@ pub async fn run(
                     .lock()
                     .expect("progress")
                     .values()
-                    .any(|p| p.phase != Phase::Ready);
+                    .any(|p| p.phase != Phase::Ready)
+                    || job
+                        .removals
+                        .lock()
+                        .expect("removals")
+                        .values()
+                        .any(|r| !r.done);
                 let retry = job
                     .finished_at
                     .lock()
@@ -219,22 +243,75 @@ pub async fn run(
             }
         };
         if stale {
-            let job = start_job(shell, cluster, pool, nodes, targets, digest);
+            let job = start_job(
+                shell,
+                cluster,
+                pool,
+                Install {
+                    nodes,
+                    targets,
+                    leaving,
+                    kubeconfig,
+                },
+                digest,
+            );
             jobs.insert(key.clone(), job);
         }
         let job = &jobs[&key];
         (
-            job.progress.clone(),
+            (
+                job.progress.clone(),
+                job.removals.clone(),
+                job.learned.clone(),
+            ),
             job.result.clone(),
             job.finished_at.clone(),
         )
     };
-    let progress = progress.lock().expect("progress").clone();
-    let result = result.lock().expect("result").clone();
-    let finished = finished_at.lock().expect("finished").is_some();
-    Ok(Some(summarise(
-        pool, &previous, &progress, result, finished,
-    )))
+    let state = JobState {
+        progress: progress.0.lock().expect("progress").clone(),
+        removals: progress.1.lock().expect("removals").clone(),
+        learned: progress.2.lock().expect("learned").clone(),
+        result: result.lock().expect("result").clone(),
+        finished: finished_at.lock().expect("finished").is_some(),
+    };
+    Ok(Some(summarise(pool, &previous, &state)))
+}
+
+/// How mk8 reaches a host of the spec: a key learned on an earlier contact (kept in status) is
+/// pinned unless the spec pins one.
+fn pinned_access(
+    host: &crate::api::nodepool::SshHost,
+    ssh: &crate::api::nodepool::SshNodePoolSpec,
+    credentials: &(crate::providers::ssh::Credentials, String),
+    previous: &[NodeStatus],
+) -> crate::providers::ssh::NodeAccess {
+    let mut access = access::node_access(host, ssh, &credentials.0, &credentials.1);
+    if access.host_keys.pinned.is_none() {
+        let name = super::node_name(host);
+        access.host_keys.pinned = previous
+            .iter()
+            .find(|n| n.name == name && n.address == host.address && n.host_key_learned)
+            .and_then(|n| n.host_key_fingerprint.clone());
+    }
+    access
+}
+
+/// What a job works on.
+struct Install {
+    nodes: Vec<(crate::api::nodepool::SshHost, plan::DesiredNode)>,
+    targets: Vec<Target>,
+    leaving: Vec<Leaving>,
+    kubeconfig: Option<String>,
+}
+
+/// A snapshot of a job, for status.
+struct JobState {
+    progress: BTreeMap<String, Progress>,
+    removals: BTreeMap<String, RemovalProgress>,
+    learned: BTreeMap<String, String>,
+    result: Option<std::result::Result<(), (String, &'static str)>>,
+    finished: bool,
 }
 
 fn is_ready(pool: &NodePool) -> bool {
@@ -270,6 +347,7 @@ fn job_digest(
     pool: &NodePool,
     nodes: &[(crate::api::nodepool::SshHost, plan::DesiredNode)],
     targets: &[Target],
+    leaving: &[Leaving],
 ) -> String {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&cluster.spec.rke2).unwrap_or_default());
@@ -285,6 +363,10 @@ fn job_digest(
         h.update(node.config_yaml.as_bytes());
         h.update(format!("{:?}|{:?}", target.access, target.access.host_keys).as_bytes());
     }
+    for node in leaving {
+        h.update(b"leaving:");
+        h.update(node.name.as_bytes());
+    }
     hex::encode(&h.finalize()[..12])
 }
 
@@ -292,18 +374,63 @@ fn start_job(
     shell: Arc<dyn NodeShell>,
     cluster: &Cluster,
     pool: &NodePool,
-    nodes: Vec<(crate::api::nodepool::SshHost, plan::DesiredNode)>,
-    targets: Vec<Target>,
+    work: Install,
     digest: String,
 ) -> Job {
     let progress = Arc::new(Mutex::new(BTreeMap::new()));
+    let removals: removal::Progress = Arc::new(Mutex::new(BTreeMap::new()));
+    let learned: Learned = Arc::new(Mutex::new(BTreeMap::new()));
     let result = Arc::new(Mutex::new(None));
     let finished_at = Arc::new(Mutex::new(None));
     let rke2 = cluster.spec.rke2.clone().unwrap_or_default();
     let ssh = pool.spec.ssh.clone().unwrap_or_default();
     let pool_name = pool.name_any();
-    let (p, r, f) = (progress.clone(), result.clone(), finished_at.clone());
+    let (p, rm, l, r, f) = (
+        progress.clone(),
+        removals.clone(),
+        learned.clone(),
+        result.clone(),
+        finished_at.clone(),
+    );
     tokio::spawn(async move {
+        let Install {
+            nodes,
+            targets,
+            leaving,
+            kubeconfig,
+        } = work;
+        let step_timeout = parse_duration(&ssh.step_timeout).unwrap_or(Duration::from_secs(600));
+        let max_parallel = ssh.max_parallel.max(1) as usize;
+        let api = kubeconfig
+            .as_deref()
+            .and_then(|k| match WorkloadCluster::from_kubeconfig(k) {
+                Ok(api) => Some(api),
+                Err(e) => {
+                    tracing::warn!(pool = %pool_name, error = %e, "the cluster's kubeconfig is unusable");
+                    None
+                }
+            });
+        let api = api.as_ref().map(|a| a as &dyn NodeApi);
+        if !leaving.is_empty() {
+            tracing::info!(pool = %pool_name, nodes = leaving.len(), "removing nodes taken out of the spec");
+            let uninstall = uninstall_script();
+            let plan = removal::Plan {
+                api,
+                cluster_deleting: false,
+                timeout: step_timeout,
+                // Servers leave one at a time, keeping etcd's quorum.
+                parallel: if ssh.role == NodeRole::Server {
+                    1
+                } else {
+                    max_parallel
+                },
+                uninstall: &uninstall,
+            };
+            removal::remove(shell.as_ref(), &leaving, &plan, &rm).await;
+        }
+        if nodes.is_empty() {
+            return finish(&r, &f, Ok(()));
+        }
         let source = match (&rke2.artifacts.base_url, &rke2.artifacts.path) {
             (Some(url), _) => Source::Mirror(url.clone()),
             (_, Some(path)) => Source::Directory(path.into()),
@@ -332,20 +459,13 @@ fn start_job(
                 return finish(&r, &f, Err((msg, reasons::ARTIFACTS_UNAVAILABLE)));
             }
         };
-        let step_timeout = parse_duration(&ssh.step_timeout).unwrap_or(Duration::from_secs(600));
         let (observed, _) =
             execute::observe(shell.as_ref(), &targets, Duration::from_secs(30)).await;
         let desired: Vec<plan::DesiredNode> = nodes.into_iter().map(|(_, d)| d).collect();
-        let plan = plan::build(
-            &desired,
-            &observed,
-            &release,
-            &rke2.version,
-            ssh.max_parallel.max(1) as usize,
-        );
+        let plan = plan::build(&desired, &observed, &release, &rke2.version, max_parallel);
         let options = Options {
             step_timeout,
-            prepare_parallel: ssh.max_parallel.max(1) as usize,
+            prepare_parallel: max_parallel,
             ..Options::default()
         };
         tracing::info!(pool = %pool_name, nodes = desired.len(), "RKE2 install plan started");
@@ -354,7 +474,21 @@ fn start_job(
                 .expect("progress")
                 .insert(progress.name.clone(), progress);
         };
-        let outcomes = execute::execute(shell.as_ref(), &targets, &plan, &options, &report).await;
+        let outcomes =
+            execute::execute_with_api(shell.as_ref(), api, &targets, &plan, &options, &report)
+                .await;
+        // Keys learned on first contact are kept in status and pinned from then on.
+        for target in &targets {
+            if outcomes
+                .get(&target.name)
+                .is_some_and(|o| o.phase == Phase::Ready)
+                && let Ok(KeyVerdict::Learned(fingerprint)) = shell.host_key(&target.access).await
+            {
+                l.lock()
+                    .expect("learned")
+                    .insert(target.name.clone(), fingerprint);
+            }
+        }
         p.lock().expect("progress").extend(outcomes);
         tracing::info!(pool = %pool_name, "RKE2 install plan finished");
         finish(&r, &f, Ok(()));
@@ -362,6 +496,8 @@ fn start_job(
     Job {
         digest,
         progress,
+        removals,
+        learned,
         result,
         finished_at,
     }
@@ -410,7 +546,7 @@ pub async fn cleanup(
         .status
         .iter()
         .flat_map(|s| &s.nodes)
-        .filter(|n| n.step.is_some())
+        .filter(|n| n.step.is_some() || n.phase == REMOVING)
         .collect();
     if let Some(uid) = pool.uid() {
         JOBS.lock().expect("jobs lock").remove(&uid);
@@ -466,32 +602,51 @@ pub async fn cleanup(
             pool.name_any()
         )));
     };
-    let script = uninstall_script();
     let timeout = parse_duration(&ssh.step_timeout).unwrap_or(Duration::from_secs(600));
-    let runs = touched.iter().filter_map(|node| {
-        let host = ssh
-            .hosts
-            .iter()
-            .find(|h| super::node_name(h) == node.name)?;
-        let target = access::node_access(host, ssh, &credentials, &known_hosts);
-        let (shell, script) = (shell.clone(), script.clone());
-        let name = node.name.clone();
-        Some(async move {
-            match shell.run(&target, &script, timeout).await {
-                Ok(out) if out.success() => None,
-                Ok(out) => Some(format!(
-                    "{name}: uninstall exited {:?}: {}",
-                    out.status,
-                    out.stderr_tail()
-                )),
-                Err(e) => Some(format!("{name}: {e}")),
+    let previous: Vec<NodeStatus> = pool.status.iter().flat_map(|s| s.nodes.clone()).collect();
+    let credentials = (credentials, known_hosts);
+    let leaving: Vec<Leaving> = touched
+        .iter()
+        .map(|node| {
+            let mut leaving = Leaving::from_status(node, &credentials.0, &credentials.1);
+            if let Some(host) = ssh.hosts.iter().find(|h| super::node_name(h) == node.name) {
+                leaving.access = pinned_access(host, ssh, &credentials, &previous);
             }
+            leaving
         })
-    });
-    let failures: Vec<String> = futures::future::join_all(runs)
-        .await
-        .into_iter()
-        .flatten()
+        .collect();
+    let kubeconfig = secrets
+        .get_opt(&access::kubeconfig_secret_name(&cluster.name_any()))
+        .await?
+        .and_then(|s| access::secret_value(&s, "value"));
+    let api = match kubeconfig.as_deref().map(WorkloadCluster::from_kubeconfig) {
+        Some(Ok(api)) => Some(api),
+        Some(Err(e)) => {
+            tracing::warn!(pool = %pool.name_any(), error = %e, "the cluster's kubeconfig is unusable");
+            None
+        }
+        None => None,
+    };
+    let uninstall = uninstall_script();
+    let plan = removal::Plan {
+        api: api.as_ref().map(|a| a as &dyn NodeApi),
+        cluster_deleting: cluster.metadata.deletion_timestamp.is_some(),
+        timeout,
+        parallel: if ssh.role == NodeRole::Server {
+            1
+        } else {
+            ssh.max_parallel.max(1) as usize
+        },
+        uninstall: &uninstall,
+    };
+    let progress = removal::Progress::default();
+    removal::remove(shell.as_ref(), &leaving, &plan, &progress).await;
+    let failures: Vec<String> = progress
+        .lock()
+        .expect("removal progress")
+        .iter()
+        .filter(|(_, p)| !p.done)
+        .map(|(name, p)| format!("{name} ({}): {}", p.step, p.message))
         .collect();
     if !failures.is_empty() {
         return Err(Error::CleanupBlocked(format!(
@@ -505,13 +660,8 @@ pub async fn cleanup(
 }
 
 /// Turn the job's state into status (pure).
-fn summarise(
-    pool: &NodePool,
-    previous: &[NodeStatus],
-    progress: &BTreeMap<String, Progress>,
-    result: Option<std::result::Result<(), (String, &'static str)>>,
-    finished: bool,
-) -> Work {
+fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
+    let (progress, result, finished) = (&job.progress, job.result.clone(), job.finished);
     let hosts = pool
         .spec
         .ssh
@@ -519,29 +669,64 @@ fn summarise(
         .map(|s| s.hosts.clone())
         .unwrap_or_default();
     let now = conditions::now();
-    let nodes: Vec<NodeStatus> = hosts
+    let since = |name: &str, phase: &str| {
+        previous
+            .iter()
+            .find(|n| n.name == name && n.phase == phase)
+            .and_then(|n| n.since.clone())
+            .or_else(|| Some(now.clone()))
+    };
+    let mut nodes: Vec<NodeStatus> = hosts
         .iter()
         .map(|host| {
             let name = super::node_name(host);
             let p = progress.get(&name);
             let phase = p.map_or("Pending", |p| p.phase.as_str()).to_string();
-            let since = previous
+            let before = previous
                 .iter()
-                .find(|n| n.name == name && n.phase == phase)
-                .and_then(|n| n.since.clone())
-                .or_else(|| Some(now.clone()));
+                .find(|n| n.name == name && n.address == host.address);
+            let (fingerprint, learned) = match (&host.host_key_fingerprint, job.learned.get(&name))
+            {
+                (Some(pinned), _) => (Some(pinned.clone()), false),
+                (None, Some(learned)) => (Some(learned.clone()), true),
+                (None, None) => before
+                    .filter(|b| b.host_key_learned)
+                    .map_or((None, false), |b| (b.host_key_fingerprint.clone(), true)),
+            };
             NodeStatus {
+                since: since(&name, &phase),
                 name,
                 address: host.address.clone(),
                 phase,
                 step: p.and_then(|p| p.step.map(str::to_string)),
                 message: p.map(|p| p.message.clone()),
-                since,
+                port: host.port,
+                user: host.user.clone(),
+                host_key_fingerprint: fingerprint,
+                host_key_learned: learned,
             }
         })
         .collect();
     let ready = nodes.iter().filter(|n| n.phase == "Ready").count() as i32;
-    let failed: Vec<String> = nodes
+    let total = nodes.len();
+    // Hosts taken out of the spec stay listed (phase Removing) until they are drained and clean.
+    for (name, r) in &job.removals {
+        if r.done || nodes.iter().any(|n| &n.name == name) {
+            continue;
+        }
+        let Some(before) = previous.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        nodes.push(NodeStatus {
+            phase: REMOVING.into(),
+            step: Some(r.step.to_string()),
+            message: Some(r.message.clone()),
+            since: since(name, REMOVING),
+            ..before.clone()
+        });
+    }
+    let removing = job.removals.values().any(|r| !r.done);
+    let mut failed: Vec<String> = nodes
         .iter()
         .filter(|n| n.phase == "Failed")
         .map(|n| {
@@ -553,7 +738,12 @@ fn summarise(
             )
         })
         .collect();
-    let total = nodes.len();
+    failed.extend(
+        job.removals
+            .iter()
+            .filter(|(_, r)| r.failed && !r.done)
+            .map(|(name, r)| format!("{name} could not be removed ({}): {}", r.step, r.message)),
+    );
     if let Some(Err((message, reason))) = result {
         return Work {
             conditions: vec![Desired::no(types::READY, reason, message)],
@@ -572,10 +762,15 @@ fn summarise(
         )
     };
     let ready_condition = if ready as usize == total {
+        let removing_note = if removing {
+            "; removing nodes taken out of the spec"
+        } else {
+            ""
+        };
         Desired::yes(
             types::READY,
             reasons::NODES_READY,
-            format!("{ready} of {total} nodes joined and ready"),
+            format!("{ready} of {total} nodes joined and ready{removing_note}"),
         )
     } else if finished && !failed.is_empty() {
         Desired::no(
@@ -596,7 +791,7 @@ fn summarise(
     };
     let requeue = if !finished {
         Some(Duration::from_secs(2))
-    } else if failed.is_empty() && ready as usize == total {
+    } else if failed.is_empty() && ready as usize == total && !removing {
         None
     } else {
         Some(RETRY_FAILED)
@@ -670,6 +865,19 @@ spec:
         .unwrap()
     }
 
+    fn state(
+        progress: BTreeMap<String, Progress>,
+        result: Option<std::result::Result<(), (String, &'static str)>>,
+    ) -> JobState {
+        JobState {
+            progress,
+            removals: BTreeMap::new(),
+            learned: BTreeMap::new(),
+            result,
+            finished: true,
+        }
+    }
+
     fn progress(name: &str, phase: Phase, message: &str) -> (String, Progress) {
         (
             name.to_string(),
@@ -692,7 +900,7 @@ spec:
                 "cannot connect to 10.0.0.22: refused",
             ),
         ]);
-        let work = summarise(&pool(), &[], &p, Some(Ok(())), true);
+        let work = summarise(&pool(), &[], &state(p, Some(Ok(()))));
         assert_eq!(work.ready, 1);
         let degraded = work
             .conditions
@@ -715,10 +923,138 @@ spec:
             progress("10-0-0-21", Phase::Ready, "joined and ready"),
             progress("10-0-0-22", Phase::Ready, "joined and ready"),
         ]);
-        let work = summarise(&pool(), &[], &p, Some(Ok(())), true);
+        let work = summarise(&pool(), &[], &state(p, Some(Ok(()))));
         assert!(work.conditions[0].status);
         assert_eq!(work.conditions[0].message, "2 of 2 nodes joined and ready");
         assert_eq!(work.requeue, None);
+    }
+
+    #[test]
+    fn hosts_taken_out_of_the_spec_stay_listed_until_removed() {
+        let ready = |name: &str, address: &str| NodeStatus {
+            name: name.into(),
+            address: address.into(),
+            phase: "Ready".into(),
+            step: Some("ready".into()),
+            port: Some(2222),
+            user: Some("deploy".into()),
+            ..Default::default()
+        };
+        let previous = vec![
+            ready("10-0-0-21", "10.0.0.21"),
+            ready("10-0-0-22", "10.0.0.22"),
+            ready("old-1", "10.0.0.31"),
+            ready("old-2", "10.0.0.32"),
+            ready("old-3", "10.0.0.33"),
+        ];
+        let mut job = state(
+            BTreeMap::from([
+                progress("10-0-0-21", Phase::Ready, "joined and ready"),
+                progress("10-0-0-22", Phase::Ready, "joined and ready"),
+            ]),
+            Some(Ok(())),
+        );
+        let removal = |step, message: &str, done, failed| RemovalProgress {
+            step,
+            message: message.into(),
+            done,
+            failed,
+        };
+        job.removals = BTreeMap::from([
+            (
+                "old-1".to_string(),
+                removal(removal::STEP_UNINSTALL, "removed", true, false),
+            ),
+            (
+                "old-2".into(),
+                removal(
+                    removal::STEP_DRAIN,
+                    "draining old-2: pod web-1 is still there",
+                    false,
+                    true,
+                ),
+            ),
+            (
+                "old-3".into(),
+                removal(
+                    removal::STEP_UNINSTALL,
+                    "drained; Node object deleted",
+                    false,
+                    false,
+                ),
+            ),
+        ]);
+        let work = summarise(&pool(), &previous, &job);
+        let names: Vec<(&str, &str)> = work
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.phase.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("10-0-0-21", "Ready"),
+                ("10-0-0-22", "Ready"),
+                ("old-2", "Removing"),
+                ("old-3", "Removing")
+            ]
+        );
+        // Where to reach it is kept while it is being removed.
+        assert_eq!(work.nodes[2].port, Some(2222));
+        assert_eq!(work.nodes[2].user.as_deref(), Some("deploy"));
+        assert_eq!(work.nodes[3].step.as_deref(), Some("uninstall"));
+        assert_eq!(work.ready, 2);
+        let degraded = work
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DEGRADED)
+            .unwrap();
+        assert!(degraded.status);
+        assert!(
+            degraded.message.contains(
+                "old-2 could not be removed (drain): draining old-2: pod web-1 is still there"
+            ),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(work.requeue, Some(RETRY_FAILED));
+    }
+
+    #[test]
+    fn a_learned_host_key_is_recorded_and_kept() {
+        let mut job = state(
+            BTreeMap::from([progress("10-0-0-21", Phase::Ready, "joined and ready")]),
+            Some(Ok(())),
+        );
+        job.learned = BTreeMap::from([("10-0-0-21".to_string(), "SHA256:abc".to_string())]);
+        let work = summarise(&pool(), &[], &job);
+        assert_eq!(
+            work.nodes[0].host_key_fingerprint.as_deref(),
+            Some("SHA256:abc")
+        );
+        assert!(work.nodes[0].host_key_learned);
+        // Later jobs connect with the key pinned and learn nothing new: status keeps it.
+        job.learned.clear();
+        let again = summarise(&pool(), &work.nodes, &job);
+        assert_eq!(
+            again.nodes[0].host_key_fingerprint.as_deref(),
+            Some("SHA256:abc")
+        );
+        assert!(again.nodes[0].host_key_learned);
+        assert!(again.nodes[1].host_key_fingerprint.is_none());
+        // ... and pins it for the next connection.
+        let ssh = pool().spec.ssh.unwrap();
+        let creds = (
+            crate::providers::ssh::Credentials {
+                private_key: String::new(),
+                passphrase: None,
+            },
+            String::new(),
+        );
+        let access = pinned_access(&ssh.hosts[0], &ssh, &creds, &again.nodes);
+        assert_eq!(access.host_keys.pinned.as_deref(), Some("SHA256:abc"));
+        let other = pinned_access(&ssh.hosts[1], &ssh, &creds, &again.nodes);
+        assert_eq!(other.host_keys.pinned, None);
     }
 
     #[test]
@@ -727,7 +1063,7 @@ spec:
             "checksum mismatch for rke2.linux-amd64.tar.gz: ...".to_string(),
             reasons::ARTIFACTS_UNAVAILABLE,
         )));
-        let work = summarise(&pool(), &[], &BTreeMap::new(), err, true);
+        let work = summarise(&pool(), &[], &state(BTreeMap::new(), err));
         assert_eq!(work.conditions[0].reason, reasons::ARTIFACTS_UNAVAILABLE);
         assert!(
             work.conditions[0]

@@ -72,6 +72,29 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     let value = kubeconfig["data"]["value"].as_str().unwrap();
     let text = String::from_utf8(base64_decode(value)).unwrap();
     assert!(text.contains(&format!("server: {endpoint}")), "{text}");
+    let (_, _, message) = condition(&c, "Ready").unwrap();
+    assert!(message.contains("node(s) Ready in its API"), "{message}");
+
+    // The stored kubeconfig reaches the cluster's API (its CA pinned, its certificate valid for
+    // the registration address), where the nodes registered with the pool's labels.
+    let workload = Workload::from_secret(&cluster, fleet.dir(), "fleet", "edge");
+    let nodes = eventually("node-0..2 Ready in the cluster's API", WAIT, || {
+        let nodes = workload.get_json(&["nodes"]);
+        let ready = node_names(&nodes, true);
+        if ready == ["node-0", "node-1", "node-2"] {
+            Ok(nodes)
+        } else {
+            Err(format!("{ready:?}"))
+        }
+    })
+    .await;
+    let node1 = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["metadata"]["name"] == "node-1")
+        .unwrap();
+    assert_eq!(node1["metadata"]["labels"]["pool"], "agents");
 
     let pool = eventually("agents pool finished with node-3 failed", WAIT, || {
         let p = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
@@ -107,6 +130,71 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     assert!(config.contains(&token));
     assert!(!pool.to_string().contains(&token));
 
+    // Scale down: node-2 leaves the pool. Its pods are evicted through the cluster's API (all but
+    // the static pod's mirror), its Node object is deleted, RKE2 is uninstalled; nobody else is touched.
+    for pod in [
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "web", "image": "nginx"}]}}),
+        // A static pod's mirror (RKE2 runs kube-proxy and etcd so): the kubelet owns it.
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kube-proxy-node-2", "namespace": "default",
+            "annotations": {"kubernetes.io/config.mirror": "fixture"}},
+            "spec": {"nodeName": "node-2", "containers": [{"name": "kube-proxy", "image": "rke2-kube-proxy"}]}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api", "namespace": "default"},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "api", "image": "nginx"}]}}),
+    ] {
+        workload.create(&pod.to_string());
+    }
+    let starts_before: Vec<usize> = fleet.nodes[..2].iter().map(starts).collect();
+    let fewer = json!({"spec": {"ssh": {"hosts": [host(1), host(3)]}}});
+    cluster.kubectl(&[
+        "patch",
+        "-n",
+        "fleet",
+        "nodepool",
+        "agents",
+        "--type=merge",
+        "-p",
+        &fewer.to_string(),
+    ]);
+    eventually("node-2 drained, deleted and uninstalled", WAIT, || {
+        let p = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
+        let listed: Vec<String> = p["status"]["nodes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|n| n["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if fleet.nodes[2]
+            .read("/var/lib/rancher/mk8-fixture-uninstalled")
+            .is_some()
+            && !listed.contains(&"node-2".to_string())
+        {
+            Ok(())
+        } else {
+            Err(format!("listed: {listed:?}; {}", p["status"]["nodes"]))
+        }
+    })
+    .await;
+    let nodes = workload.get_json(&["nodes"]);
+    assert_eq!(node_names(&nodes, false), ["node-0", "node-1"]);
+    let pods = workload.get_json(&["pods", "-n", "default"]);
+    let pods: Vec<&str> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pods,
+        ["api", "kube-proxy-node-2"],
+        "web was not evicted, or too much was"
+    );
+    let starts_after: Vec<usize> = fleet.nodes[..2].iter().map(starts).collect();
+    assert_eq!(starts_after, starts_before, "other nodes were restarted");
+    assert!(!fleet.nodes[2].host_path("/usr/local/bin/rke2").exists());
+
     // Deleting the Cluster removes its pools (agents first, then servers), uninstalls RKE2 from
     // every node it reached, and takes the Secrets it owns with it.
     cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=false"]);
@@ -119,7 +207,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
         }
     })
     .await;
-    for node in &fleet.nodes[..3] {
+    for node in &fleet.nodes[..2] {
         assert!(
             node.read("/var/lib/rancher/mk8-fixture-uninstalled")
                 .is_some(),
@@ -154,9 +242,226 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     let _ = operator.done.await;
 }
 
+/// How many times the rke2 stand-in started on `node`.
+fn starts(node: &super::fleet::Node) -> usize {
+    node.read("/var/lib/rancher/rke2/mk8-fixture/events")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("start "))
+        .count()
+}
+
+/// Names of the Nodes in a `kubectl get nodes -o json` list (only the Ready ones if asked).
+fn node_names(list: &Value, ready_only: bool) -> Vec<String> {
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| {
+            !ready_only
+                || n["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// kubectl against a workload cluster through the kubeconfig mk8 stored for it.
+pub(super) struct Workload {
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Workload {
+    /// Write the Cluster's kubeconfig Secret to a file beside the fleet.
+    pub(super) fn from_secret(
+        cluster: &TestCluster,
+        dir: &std::path::Path,
+        ns: &str,
+        name: &str,
+    ) -> Workload {
+        let secret = cluster.get_json(&["-n", ns, "secret", &format!("{name}-kubeconfig")]);
+        let value = base64_decode(secret["data"]["value"].as_str().unwrap());
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(&kubeconfig, value).unwrap();
+        Workload { kubeconfig }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `kubectl get ... -o json`.
+    pub(super) fn get_json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["get"];
+        full.extend_from_slice(args);
+        full.extend(["-o", "json"]);
+        serde_json::from_str(&self.run(&full, None)).unwrap()
+    }
+
+    /// `kubectl create -f -`.
+    pub(super) fn create(&self, json: &str) {
+        self.run(&["create", "-f", "-"], Some(json));
+    }
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .unwrap()
+}
+
+/// The operator binary as a separate process, so that it can be killed outright.
+struct OperatorProcess(std::process::Child);
+
+impl OperatorProcess {
+    fn spawn(cluster: &TestCluster, dir: &std::path::Path, log: &str) -> OperatorProcess {
+        let log = std::fs::File::create(dir.join(log)).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mk8-operator"))
+            .args(["--admin-addr", "127.0.0.1:0", "--leader-election", "false"])
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("MK8_ARTIFACT_CACHE", dir.join("operator-cache"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("mk8-operator starts");
+        OperatorProcess(child)
+    }
+
+    /// SIGKILL: no shutdown, no last status write.
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_mid_install_converges_without_repeating_finished_steps() {
+    let Some(fleet) = Fleet::start("an_operator_killed_mid_install", 4) else {
+        return;
+    };
+    let release = Release::build(fleet.dir(), 100_000);
+    let mirror = Mirror::serve(&release.dir).await;
+    let cluster = TestCluster::with_mk8_crds().await;
+    let operator = OperatorProcess::spawn(&cluster, fleet.dir(), "operator-1.log");
+    apply_stdin(
+        &cluster,
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet-ssh", "namespace": "fleet"},
+        "type": "kubernetes.io/ssh-auth",
+        "stringData": {"ssh-privatekey": fleet.client_key, "known_hosts": fleet.known_hosts}});
+    apply_stdin(&cluster, &secret.to_string());
+    let edge = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "edge", "namespace": "fleet"},
+        "spec": {"rke2": {"version": VERSION, "artifacts": {"baseURL": mirror.url},
+            "sshCredentialsSecretRef": {"name": "fleet-ssh"}}}});
+    apply_stdin(&cluster, &edge.to_string());
+    let host =
+        |i: usize| json!({"address": fleet.nodes[i].address, "nodeName": format!("node-{i}")});
+    let servers = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "servers", "namespace": "fleet"},
+        "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(0)], "stepTimeout": "60s"}}});
+    // One agent at a time, so that the kill lands while some agents are still to come.
+    let agents = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "agents", "namespace": "fleet"},
+        "spec": {"clusterName": "edge", "ssh": {"role": "agent", "hosts": [host(1), host(2), host(3)],
+            "maxParallel": 1, "stepTimeout": "60s"}}});
+    apply_stdin(&cluster, &servers.to_string());
+    apply_stdin(&cluster, &agents.to_string());
+
+    let marker = |node: &super::fleet::Node, step: &str| {
+        node.host_path(&format!("/var/lib/rancher/rke2/.mk8/{step}"))
+            .exists()
+    };
+    eventually("the first agent started", WAIT, || {
+        if marker(&fleet.nodes[1], "start") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    operator.kill();
+    let steps = ["preflight", "upload", "config", "install", "start", "ready"];
+    let finished: Vec<Vec<&str>> = fleet
+        .nodes
+        .iter()
+        .map(|n| steps.iter().copied().filter(|s| marker(n, s)).collect())
+        .collect();
+    assert!(
+        finished[3].len() < steps.len(),
+        "every agent had finished before the kill: {finished:?}"
+    );
+
+    let operator = OperatorProcess::spawn(&cluster, fleet.dir(), "operator-2.log");
+    eventually("the agents pool Ready after the restart", WAIT, || {
+        let p = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
+        match condition(&p, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?} {}", p["status"]["nodes"])),
+        }
+    })
+    .await;
+    eventually("Cluster edge Ready", WAIT, || {
+        let c = cluster.get_json(&["-n", "fleet", "cluster", "edge"]);
+        match condition(&c, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    for (node, done) in fleet.nodes.iter().zip(&finished) {
+        let events = node
+            .read("/var/lib/rancher/rke2/mk8-fixture/events")
+            .unwrap_or_default();
+        let count = |e: &str| events.lines().filter(|l| l.starts_with(e)).count();
+        for (step, event) in [("install", "install "), ("start", "start ")] {
+            // A finished step never runs again; one cut short by the kill may run once more.
+            let allowed = if done.contains(&step) { 1 } else { 2 };
+            assert!(
+                (1..=allowed).contains(&count(event)),
+                "{} ran {step} {} times (finished before the kill: {done:?}): {events}",
+                node.netns,
+                count(event)
+            );
+        }
+        for step in steps {
+            assert!(marker(node, step), "{} has no {step} marker", node.netns);
+        }
+    }
+    drop(operator);
 }

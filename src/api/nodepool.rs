@@ -260,6 +260,10 @@ pub struct NodePoolStatus {
     /// Per-node progress (SSH pools).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeStatus>,
+    /// The RKE2 version the pool's last complete install ran on every node that did not fail
+    /// (SSH pools); agent pools upgrade once their Cluster's server pools report the new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Latest observations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

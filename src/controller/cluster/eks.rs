@@ -731,6 +731,7 @@ fn work_of(phase: Phase, ready: Desired, requeue: Option<Duration>) -> Work {
         ready,
         endpoint: None,
         kubeconfig_secret_name: None,
+        version: None,
         requeue,
     }
 }

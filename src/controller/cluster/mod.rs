@@ -45,6 +45,7 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         status.kubeconfig_secret_name = work
             .kubeconfig_secret_name
             .or(status.kubeconfig_secret_name);
+        status.kubernetes_version = work.version.or(status.kubernetes_version);
     }
     #[cfg(feature = "eks")]
     if eks_version.is_some() {

@@ -47,12 +47,58 @@ pub struct Work {
     pub endpoint: Option<String>,
     /// Name of the kubeconfig Secret, once written.
     pub kubeconfig_secret_name: Option<String>,
+    /// The RKE2 version every server pool converged on.
+    pub version: Option<String>,
     /// When to look again.
     pub requeue: Option<Duration>,
 }
 
 /// Drive the control plane; `None` when the RKE2 stage does not apply.
 pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Option<Work>> {
+    let Some(mut work) = control_plane(cluster, ctx, validated).await? else {
+        return Ok(None);
+    };
+    let ns = cluster.namespace().unwrap_or_default();
+    let pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.spec.cluster_name == cluster.name_any() && p.spec.ssh.is_some())
+        .collect();
+    let wanted = cluster
+        .spec
+        .rke2
+        .as_ref()
+        .map(|r| r.version.clone())
+        .unwrap_or_default();
+    (work.version, work.phase) = versions(&pools, &wanted, work.phase);
+    Ok(Some(work))
+}
+
+/// The version the server pools agree on, and `Upgrading` while any pool that converged before
+/// runs another version than the spec's (pure).
+fn versions(pools: &[NodePool], wanted: &str, phase: Phase) -> (Option<String>, Phase) {
+    let version_of = |p: &NodePool| p.status.as_ref().and_then(|s| s.version.clone());
+    let servers: Vec<Option<String>> = pools
+        .iter()
+        .filter(|p| {
+            p.spec
+                .ssh
+                .as_ref()
+                .is_some_and(|s| s.role == NodeRole::Server)
+        })
+        .map(version_of)
+        .collect();
+    let agreed = match servers.first() {
+        Some(Some(v)) if servers.iter().all(|s| s.as_deref() == Some(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let upgrading = pools.iter().filter_map(version_of).any(|v| v != wanted);
+    (agreed, if upgrading { Phase::Upgrading } else { phase })
+}
+
+async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Option<Work>> {
     let (Some(shell), Some(rke2)) = (ctx.providers.ssh.clone(), &cluster.spec.rke2) else {
         return Ok(None);
     };
@@ -112,6 +158,7 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
         ready: Desired::no(types::READY, reasons::CONTROL_PLANE_JOINING, message),
         endpoint: None,
         kubeconfig_secret_name: None,
+        version: None,
         requeue: Some(Duration::from_secs(5)),
     };
     if !waiting.is_empty() {
@@ -171,6 +218,7 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
             ready: Desired::no(types::READY, reason, message),
             endpoint: Some(endpoint.clone()),
             kubeconfig_secret_name: Some(kubeconfig_name.clone()),
+            version: None,
             requeue: Some(Duration::from_secs(10)),
         }))
     };
@@ -219,6 +267,7 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
         ),
         endpoint: Some(endpoint),
         kubeconfig_secret_name: Some(kubeconfig_name),
+        version: None,
         requeue: Some(RECHECK),
     }))
 }
@@ -319,6 +368,7 @@ fn unavailable(message: String) -> Work {
         ready: Desired::no(types::READY, reasons::KUBECONFIG_UNAVAILABLE, message),
         endpoint: None,
         kubeconfig_secret_name: None,
+        version: None,
         requeue: Some(Duration::from_secs(15)),
     }
 }
@@ -390,6 +440,44 @@ async fn apply_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pool(name: &str, role: &str, version: Option<&str>) -> NodePool {
+        let mut p: NodePool = serde_yaml::from_str(&format!(
+            "apiVersion: mk8.io/v1alpha1\nkind: NodePool\nmetadata: {{name: {name}, namespace: fleet}}\nspec:\n  clusterName: edge\n  ssh: {{role: {role}, hosts: [{{address: 10.0.0.1}}]}}\n"
+        ))
+        .unwrap();
+        p.status = Some(crate::api::NodePoolStatus {
+            version: version.map(str::to_string),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn the_version_is_the_servers_and_a_pool_behind_the_spec_means_upgrading() {
+        let v1 = "v1.33.1+rke2r1";
+        let v2 = "v1.33.2+rke2r1";
+        let pools = [pool("s", "server", Some(v1)), pool("a", "agent", Some(v1))];
+        assert_eq!(
+            versions(&pools, v1, Phase::Ready),
+            (Some(v1.into()), Phase::Ready)
+        );
+        assert_eq!(
+            versions(&pools, v2, Phase::Ready),
+            (Some(v1.into()), Phase::Upgrading)
+        );
+        let pools = [pool("s", "server", Some(v2)), pool("a", "agent", Some(v1))];
+        assert_eq!(
+            versions(&pools, v2, Phase::Ready),
+            (Some(v2.into()), Phase::Upgrading)
+        );
+        // A fresh install is provisioning, not upgrading; servers that disagree have no version.
+        let pools = [pool("s", "server", None), pool("t", "server", Some(v1))];
+        assert_eq!(
+            versions(&pools, v1, Phase::Provisioning),
+            (None, Phase::Provisioning)
+        );
+    }
 
     #[test]
     fn every_installed_node_must_be_ready_in_the_api() {

@@ -61,6 +61,7 @@ fn work(ready: Desired, ready_nodes: i32, requeue: Option<Duration>) -> Work {
         conditions: vec![ready],
         nodes: Vec::new(),
         ready: ready_nodes,
+        version: None,
         requeue,
     }
 }

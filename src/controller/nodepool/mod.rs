@@ -42,6 +42,7 @@ pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
     let mut status = build_status(&pool, &verdict);
     if let Some(work) = work {
         (status.nodes, status.ready) = (work.nodes, work.ready);
+        status.version = work.version.or(status.version);
     }
     status::publish(&ctx, pool.as_ref(), status).await?;
     Ok(verdict

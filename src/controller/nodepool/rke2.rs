@@ -57,6 +57,8 @@ pub struct Work {
     pub nodes: Vec<NodeStatus>,
     /// Nodes ready.
     pub ready: i32,
+    /// The version every node converged on, once they all have.
+    pub version: Option<String>,
     /// When to look again.
     pub requeue: Option<Duration>,
 }
@@ -69,6 +71,7 @@ type JobResult = Arc<Mutex<Option<std::result::Result<(), (String, &'static str)
 
 struct Job {
     digest: String,
+    version: String,
     progress: Arc<Mutex<BTreeMap<String, Progress>>>,
     removals: removal::Progress,
     learned: Learned,
@@ -130,14 +133,22 @@ pub async fn run(
             conditions: vec![Desired::no(types::READY, reason, message)],
             nodes: previous.clone(),
             ready: 0,
+            version: pool.status.as_ref().and_then(|s| s.version.clone()),
             requeue: Some(Duration::from_secs(after)),
         }))
     };
     if ssh.role == NodeRole::Agent {
+        // During an upgrade the agents follow once every server runs the new version.
         let waiting: Vec<String> = server_pools
             .iter()
-            .filter(|p| !is_ready(p))
-            .map(|p| p.name_any())
+            .filter(|p| !is_ready(p) || !runs(p, &rke2.version))
+            .map(|p| {
+                if is_ready(p) {
+                    format!("{} (upgrading to {})", p.name_any(), rke2.version)
+                } else {
+                    p.name_any()
+                }
+            })
             .collect();
         if server_pools.is_empty() || !waiting.is_empty() {
             return blocked(
@@ -216,7 +227,7 @@ pub async fn run(
         .uid()
         .unwrap_or_else(|| format!("{ns}/{}", pool.name_any()));
 
-    let (progress, result, finished_at) = {
+    let (progress, result, finished_at, version) = {
         let mut jobs = JOBS.lock().expect("jobs lock");
         let stale = match jobs.get(&key) {
             None => true,
@@ -266,9 +277,11 @@ pub async fn run(
             ),
             job.result.clone(),
             job.finished_at.clone(),
+            job.version.clone(),
         )
     };
     let state = JobState {
+        version,
         progress: progress.0.lock().expect("progress").clone(),
         removals: progress.1.lock().expect("removals").clone(),
         learned: progress.2.lock().expect("learned").clone(),
@@ -307,11 +320,21 @@ struct Install {
 
 /// A snapshot of a job, for status.
 struct JobState {
+    /// The RKE2 version the job installs.
+    version: String,
     progress: BTreeMap<String, Progress>,
     removals: BTreeMap<String, RemovalProgress>,
     learned: BTreeMap<String, String>,
     result: Option<std::result::Result<(), (String, &'static str)>>,
     finished: bool,
+}
+
+/// Whether every node of `pool` runs `version`.
+fn runs(pool: &NodePool, version: &str) -> bool {
+    pool.status
+        .as_ref()
+        .and_then(|s| s.version.as_deref())
+        .is_some_and(|v| v == version)
 }
 
 fn is_ready(pool: &NodePool) -> bool {
@@ -383,6 +406,7 @@ fn start_job(
     let result = Arc::new(Mutex::new(None));
     let finished_at = Arc::new(Mutex::new(None));
     let rke2 = cluster.spec.rke2.clone().unwrap_or_default();
+    let version = rke2.version.clone();
     let ssh = pool.spec.ssh.clone().unwrap_or_default();
     let pool_name = pool.name_any();
     let (p, rm, l, r, f) = (
@@ -495,6 +519,7 @@ fn start_job(
     });
     Job {
         digest,
+        version,
         progress,
         removals,
         learned,
@@ -744,11 +769,25 @@ fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
             .filter(|(_, r)| r.failed && !r.done)
             .map(|(name, r)| format!("{name} could not be removed ({}): {}", r.step, r.message)),
     );
+    // The plan ran to its end: every node that did not fail runs the version (failed nodes are
+    // reported in Degraded and retried).
+    let converged = finished
+        && result == Some(Ok(()))
+        && ready > 0
+        && nodes
+            .iter()
+            .all(|n| matches!(n.phase.as_str(), "Ready" | "Failed" | REMOVING));
+    let version = if converged {
+        Some(job.version.clone())
+    } else {
+        pool.status.as_ref().and_then(|s| s.version.clone())
+    };
     if let Some(Err((message, reason))) = result {
         return Work {
             conditions: vec![Desired::no(types::READY, reason, message)],
             nodes,
             ready,
+            version,
             requeue: Some(RETRY_FAILED),
         };
     }
@@ -800,6 +839,7 @@ fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
         conditions: vec![ready_condition, degraded],
         nodes,
         ready,
+        version,
         requeue,
     }
 }
@@ -870,6 +910,7 @@ spec:
         result: Option<std::result::Result<(), (String, &'static str)>>,
     ) -> JobState {
         JobState {
+            version: "v1.33.1+rke2r1".into(),
             progress,
             removals: BTreeMap::new(),
             learned: BTreeMap::new(),

@@ -214,7 +214,14 @@ impl Fleet {
         in_ns(&["ip", "link", "set", &node_if, "up"]);
         in_ns(&["ip", "link", "set", "lo", "up"]);
         // Nodes reach each other (agents join through a server) routed by the host.
-        in_ns(&["ip", "route", "add", "default", "via", &format!("10.77.{k}.1")]);
+        in_ns(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.77.{k}.1"),
+        ]);
         let root = self.dir.path().join(format!("node{i}"));
         for (_, dir) in PRIVATE_DIRS {
             std::fs::create_dir_all(root.join(dir)).unwrap();

@@ -195,6 +195,65 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     assert_eq!(starts_after, starts_before, "other nodes were restarted");
     assert!(!fleet.nodes[2].host_path("/usr/local/bin/rke2").exists());
 
+    // Upgrade: a new version reaches the server first, then (once the server pool reports it)
+    // the agents; every node is drained before its restart and the Nodes report the version.
+    let next = "v1.33.2+rke2r1";
+    let upgrade = json!({"spec": {"rke2": {"version": next}}});
+    cluster.kubectl(&[
+        "patch",
+        "-n",
+        "fleet",
+        "cluster",
+        "edge",
+        "--type=merge",
+        "-p",
+        &upgrade.to_string(),
+    ]);
+    eventually("Cluster edge upgraded and Ready", WAIT, || {
+        let c = cluster.get_json(&["-n", "fleet", "cluster", "edge"]);
+        let agents = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
+        match (
+            condition(&c, "Ready"),
+            &c["status"]["kubernetesVersion"],
+            &agents["status"]["version"],
+        ) {
+            (Some((s, _, _)), v, a)
+                if s == "True" && v == next && a == next && c["status"]["phase"] == "Ready" =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?} phase {}", c["status"]["phase"])),
+        }
+    })
+    .await;
+    let restarts = |node: &super::fleet::Node, event: &str| -> Vec<f64> {
+        node.read("/var/lib/rancher/rke2/mk8-fixture/events")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(event))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (server_ready, agent_start) = (
+        restarts(&fleet.nodes[0], "ready "),
+        restarts(&fleet.nodes[1], "start "),
+    );
+    assert_eq!((server_ready.len(), agent_start.len()), (2, 2));
+    assert!(
+        agent_start[1] >= server_ready[1],
+        "the agent restarted before the server was back"
+    );
+    let nodes = workload.get_json(&["nodes"]);
+    for node in nodes["items"].as_array().unwrap() {
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], next, "{node}");
+        assert_ne!(node["spec"]["unschedulable"], true, "{node}");
+    }
+    let pods = workload.get_json(&["pods", "-n", "default"]);
+    assert!(
+        !pods.to_string().contains("\"api\""),
+        "the pod on node-1 was not evicted by the drain before its restart"
+    );
+
     // Deleting the Cluster removes its pools (agents first, then servers), uninstalls RKE2 from
     // every node it reached, and takes the Secrets it owns with it.
     cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=false"]);

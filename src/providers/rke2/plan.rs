@@ -510,19 +510,17 @@ echo $! > "$state/rke2.pid"
     ]))
 }
 
-/// Readiness: the API answers `/readyz` (a server's own, through `rke2.yaml`; an agent's through
-/// the kubelet's kubeconfig and its local load balancer) and the node's Node object is `Ready`
-/// with the kubelet of `version` — after a restart the Node still shows its old state until the
-/// new kubelet reports. Through the kubectl RKE2 places in its data directory.
+/// Readiness: the API answers (a server's own, through `rke2.yaml`; an agent's through the
+/// kubelet's kubeconfig and its local load balancer) and the node's Node object is `Ready` with
+/// the kubelet of `version` — after a restart the Node still shows its old state until the new
+/// kubelet reports. One request, through the kubectl RKE2 places in its data directory.
 pub fn readiness(role: Role, node: &str, version: &str) -> Script {
     let kubeconfig = match role {
         Role::Server => "/etc/rancher/rke2/rke2.yaml",
         Role::Agent => "/var/lib/rancher/rke2/agent/kubelet.kubeconfig",
     };
     let script = r#"
-kubectl=/var/lib/rancher/rke2/bin/kubectl
-"$kubectl" --kubeconfig "$1" get --raw=/readyz >/dev/null || exit 1
-state=$("$kubectl" --kubeconfig "$1" get node "$2" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.nodeInfo.kubeletVersion}') || exit 1
+state=$(/var/lib/rancher/rke2/bin/kubectl --kubeconfig "$1" --request-timeout=8s get node "$2" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.nodeInfo.kubeletVersion}') || exit 1
 [ "$state" = "True $3" ] || { echo "node $2 is not Ready with $3 yet (Ready, kubelet: ${state:-unknown})" >&2; exit 1; }
 "#;
     Script::of(Cmd::new("sh").args(["-c", script, "mk8-ready", kubeconfig, node, version]))

@@ -4,13 +4,14 @@ use russh::keys::HashAlg;
 pub use russh::keys::PublicKey;
 
 use super::SshError;
+use super::known_hosts::{self, Entry, Marker};
 
 /// How a host's key is to be checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostKeyPolicy {
-    /// A pinned `SHA256:...` fingerprint; when set, known_hosts is not consulted.
+    /// A pinned `SHA256:...` fingerprint; when set, known_hosts is consulted only for `@revoked`.
     pub pinned: Option<String>,
-    /// known_hosts content (OpenSSH format; hashed entries are not supported).
+    /// known_hosts content (OpenSSH format: plain, wildcard and hashed names, `@revoked`).
     pub known_hosts: String,
     /// Accept a key for a host that has no entry at all, and report it as learned.
     pub accept_new: bool,
@@ -31,6 +32,9 @@ pub fn fingerprint(key: &PublicKey) -> String {
 }
 
 /// Check `presented`, the key `host:port` offered, against `policy`.
+///
+/// A key known_hosts marks `@revoked` for the host is refused first, even when it is pinned or
+/// learning is on: a revocation is the one statement no other setting overrides.
 pub fn verify(
     host: &str,
     port: u16,
@@ -38,6 +42,19 @@ pub fn verify(
     policy: &HostKeyPolicy,
 ) -> Result<KeyVerdict, SshError> {
     let actual = fingerprint(presented);
+    let entries = known_hosts::entries_for(&policy.known_hosts, &display_host(host, port));
+    let (revoked, known): (Vec<Entry>, Vec<Entry>) = entries
+        .into_iter()
+        .partition(|e| e.marker == Marker::Revoked);
+    if revoked
+        .iter()
+        .any(|e| e.key.key_data() == presented.key_data())
+    {
+        return Err(SshError::HostKeyRevoked {
+            host: display_host(host, port),
+            fingerprint: actual,
+        });
+    }
     if let Some(pinned) = &policy.pinned {
         return if pinned.trim_end_matches('=') == actual.trim_end_matches('=') {
             Ok(KeyVerdict::Trusted)
@@ -49,18 +66,20 @@ pub fn verify(
             })
         };
     }
-    let known = known_keys(&policy.known_hosts, host, port);
-    if known.iter().any(|k| k.key_data() == presented.key_data()) {
+    if known
+        .iter()
+        .any(|e| e.key.key_data() == presented.key_data())
+    {
         return Ok(KeyVerdict::Trusted);
     }
     if let Some(first) = known
         .iter()
-        .find(|k| k.algorithm() == presented.algorithm())
+        .find(|e| e.key.algorithm() == presented.algorithm())
         .or(known.first())
     {
         return Err(SshError::HostKeyMismatch {
             host: display_host(host, port),
-            expected: fingerprint(first),
+            expected: fingerprint(&first.key),
             actual,
         });
     }
@@ -90,29 +109,6 @@ pub fn known_hosts_line(host: &str, port: u16, key: &PublicKey) -> String {
         display_host(host, port),
         key.to_openssh().unwrap_or_default()
     )
-}
-
-/// Keys recorded for `host:port` in known_hosts `content`; `@revoked` and hashed lines are skipped.
-fn known_keys(content: &str, host: &str, port: u16) -> Vec<PublicKey> {
-    let wanted = display_host(host, port);
-    content
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('@'))
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let hosts = fields.next()?;
-            let algorithm = fields.next()?;
-            let blob = fields.next()?;
-            let matches = hosts
-                .split(',')
-                .any(|pattern| pattern.eq_ignore_ascii_case(&wanted));
-            if !matches {
-                return None;
-            }
-            PublicKey::from_openssh(&format!("{algorithm} {blob}")).ok()
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -203,6 +199,116 @@ mod tests {
         );
         let err = verify("10.77.0.2", 22, &key(KEY_A), &p).unwrap_err();
         assert!(matches!(err, SshError::HostKeyMismatch { .. }));
+    }
+
+    /// What `ssh-keygen -H` made of `10.77.0.2 KEY_A`, `[10.77.0.2]:2222 KEY_B` and
+    /// `node-1,10.77.0.9 KEY_B` (OpenSSH 9.2; it writes one line per name of a list).
+    const HASHED: &str = "\
+|1|jw/55yrYjFdQDkebBI/Z30jEDLo=|ylrduskIBIlW++aPgJmvemdZbPk= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIw+jBvrLRkBQR9sJyZExcSU2rXYQ1ZUYkOJOphjbnEY
+|1|6+jH2XC5A2F9gRlf5/E1f2iHGZg=|kWLHTFNh+N2/Ad0QhNYDmNVUD0o= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMj3cDPZH33C+2Q5zsP2eVCBKULnSY6d85QuJt9dbaT3
+|1|6OrLAtGA0JLVI9VrCpyBiLtQfBw=|0Cvwh/rm3tFKmwh/FAOMQbxGjjA= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMj3cDPZH33C+2Q5zsP2eVCBKULnSY6d85QuJt9dbaT3
+|1|VHm4qjQ8LUlk6LEb/RcEyRpyd4A=|MA6w0vPnNGhZn/PUppc5yg4YAB0= ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMj3cDPZH33C+2Q5zsP2eVCBKULnSY6d85QuJt9dbaT3
+";
+
+    #[test]
+    fn hashed_entries_written_by_ssh_keygen_are_trusted() {
+        let p = policy(HASHED);
+        for (host, port, k) in [
+            ("10.77.0.2", 22, KEY_A),
+            ("10.77.0.2", 2222, KEY_B),
+            ("node-1", 22, KEY_B),
+            ("NODE-1", 22, KEY_B),
+            ("10.77.0.9", 22, KEY_B),
+        ] {
+            assert_eq!(
+                verify(host, port, &key(k), &p),
+                Ok(KeyVerdict::Trusted),
+                "{host}:{port}"
+            );
+        }
+        // A host whose name hashes to no entry is unknown, not trusted.
+        assert!(matches!(
+            verify("10.77.0.3", 22, &key(KEY_A), &p),
+            Err(SshError::UnknownHostKey { .. })
+        ));
+    }
+
+    #[test]
+    fn a_hashed_entry_holding_another_key_is_a_mismatch_naming_both_fingerprints() {
+        let err = verify("10.77.0.2", 22, &key(KEY_B), &policy(HASHED)).unwrap_err();
+        assert_eq!(
+            err,
+            SshError::HostKeyMismatch {
+                host: "10.77.0.2".into(),
+                expected: fingerprint(&key(KEY_A)),
+                actual: fingerprint(&key(KEY_B)),
+            }
+        );
+    }
+
+    #[test]
+    fn comma_separated_and_wildcard_patterns_name_hosts() {
+        let p = policy(&format!("node-1,10.77.*,!10.77.0.66 {KEY_A}\n"));
+        for host in ["node-1", "10.77.0.2", "10.77.12.2"] {
+            assert_eq!(verify(host, 22, &key(KEY_A), &p), Ok(KeyVerdict::Trusted));
+        }
+        assert!(matches!(
+            verify("10.77.0.66", 22, &key(KEY_A), &p),
+            Err(SshError::UnknownHostKey { .. })
+        ));
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_whatever_else_trusts_it() {
+        let known = format!("10.77.0.2 {KEY_A}\n@revoked 10.77.* {KEY_A}\n");
+        let err = verify("10.77.0.2", 22, &key(KEY_A), &policy(&known)).unwrap_err();
+        assert_eq!(
+            err,
+            SshError::HostKeyRevoked {
+                host: "10.77.0.2".into(),
+                fingerprint: fingerprint(&key(KEY_A)),
+            }
+        );
+        assert!(err.to_string().contains("10.77.0.2") && err.to_string().contains("@revoked"));
+        // Neither a pin nor learning overrides the revocation.
+        let pinned = HostKeyPolicy {
+            pinned: Some(fingerprint(&key(KEY_A))),
+            known_hosts: known.clone(),
+            accept_new: true,
+        };
+        assert!(matches!(
+            verify("10.77.0.2", 22, &key(KEY_A), &pinned),
+            Err(SshError::HostKeyRevoked { .. })
+        ));
+        let learning = HostKeyPolicy {
+            known_hosts: format!("@revoked * {KEY_A}\n"),
+            accept_new: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            verify("10.77.0.5", 22, &key(KEY_A), &learning),
+            Err(SshError::HostKeyRevoked { .. })
+        ));
+        // A revocation names a key, not a host: another key of the host is still checked as usual.
+        assert_eq!(
+            verify("10.77.0.5", 22, &key(KEY_B), &learning),
+            Ok(KeyVerdict::Learned(fingerprint(&key(KEY_B))))
+        );
+        // It applies only to the hosts its patterns name.
+        let elsewhere = policy(&format!("10.77.0.2 {KEY_A}\n@revoked 10.99.* {KEY_A}\n"));
+        assert_eq!(
+            verify("10.77.0.2", 22, &key(KEY_A), &elsewhere),
+            Ok(KeyVerdict::Trusted)
+        );
+    }
+
+    #[test]
+    fn cert_authority_lines_trust_no_plain_key() {
+        let p = policy(&format!("@cert-authority * {KEY_A}\n"));
+        assert!(matches!(
+            verify("10.77.0.2", 22, &key(KEY_A), &p),
+            Err(SshError::UnknownHostKey { .. })
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! command execution with timeouts, and checksum-verified uploads.
 
 pub mod hostkey;
+mod known_hosts;
 mod pool;
 pub mod quote;
 mod session;
@@ -122,6 +123,11 @@ pub enum SshError {
         expected: String,
         actual: String,
     },
+    /// known_hosts marks the key the host presented as `@revoked`.
+    #[error(
+        "host key of {host} ({fingerprint}) is marked @revoked in known_hosts: refusing to connect; give the host a new key and record that one"
+    )]
+    HostKeyRevoked { host: String, fingerprint: String },
     /// No key is recorded for the host and learning is off.
     #[error(
         "host key of {host} is unknown ({fingerprint}): add it to known_hosts, pin it with hostKeyFingerprint, or enable acceptNewHostKeys"
@@ -130,6 +136,15 @@ pub enum SshError {
     /// The private key could not be read.
     #[error("the SSH private key cannot be used: {0}")]
     Key(String),
+    /// A non-root user cannot run commands as root without a password.
+    #[error(
+        "user {user} on {host} cannot run commands as root: mk8 needs passwordless sudo for users other than root (a sudoers rule such as `{user} ALL=(ALL) NOPASSWD: ALL`); {detail}"
+    )]
+    SudoUnavailable {
+        host: String,
+        user: String,
+        detail: String,
+    },
     /// The server refused the key.
     #[error("{host} refused public key authentication for user {user}")]
     Auth { host: String, user: String },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
-use super::session::Session;
+use super::session::{Session, Stdin};
 use super::{ExecOutput, KeyVerdict, NodeAccess, Script, SshError, Uploaded};
 use crate::providers::{NodeShell, Upload};
 
@@ -134,9 +134,8 @@ impl NodeShell for SshPool {
     ) -> BoxFuture<'a, Result<ExecOutput, SshError>> {
         Box::pin(async move {
             let session = self.session(node).await?;
-            let command = script.clone().as_root(session.user());
             let result = session
-                .exec(&command, Some(Box::new(input)), timeout, "command")
+                .exec_as_root(script, Stdin::Bytes(input), timeout, "command")
                 .await;
             if let Err(e) = &result {
                 self.forget(node, e).await;

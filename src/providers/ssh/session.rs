@@ -1,13 +1,16 @@
 //! One authenticated SSH connection (I/O): exec with timeouts and streamed, verified uploads.
 
+use std::borrow::Cow;
+use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate, decode_secret_key};
-use russh::{ChannelMsg, Disconnect};
-use tokio::io::AsyncRead;
+use russh::{ChannelMsg, ChannelWriteHalf, Disconnect, Preferred, cipher};
+use tokio::sync::OnceCell;
 
 use super::hostkey::{self, KeyVerdict};
 use super::quote::{Cmd, Script};
@@ -16,6 +19,39 @@ use super::{ExecOutput, NodeAccess, SshError, Uploaded};
 /// Most bytes kept of a command's stdout or stderr.
 const OUTPUT_CAP: usize = 8 << 20;
 
+/// Bytes an upload reads from disk at a time, handed to russh whole (it cuts them into packets).
+const UPLOAD_CHUNK: usize = 1 << 20;
+
+/// Chunks read ahead of the network, so disk reads overlap with encryption and sending.
+const UPLOAD_READ_AHEAD: usize = 4;
+
+/// Ciphers in order of preference: AES-GCM first, which ring runs on AES-NI and OpenSSH on
+/// OpenSSL's AES-NI code, so both ends of an upload spend less CPU than with chacha20-poly1305
+/// (russh's first choice); the rest keep hosts without AES-GCM reachable.
+const CIPHERS: &[cipher::Name] = &[
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_CTR,
+    cipher::AES_192_CTR,
+    cipher::AES_128_CTR,
+];
+
+/// What a remote command reads on its standard input.
+pub enum Stdin<'a> {
+    /// Nothing: the input is closed at once.
+    Empty,
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// A local file, streamed in large chunks.
+    File {
+        /// The open file.
+        file: std::fs::File,
+        /// Its path, for messages.
+        path: &'a Path,
+    },
+}
+
 /// An authenticated connection to one node.
 pub struct Session {
     handle: Handle<Verifier>,
@@ -23,6 +59,8 @@ pub struct Session {
     user: String,
     /// How the host key was accepted.
     pub verdict: KeyVerdict,
+    /// Set once passwordless sudo worked for a non-root user (failures are checked again).
+    sudo_works: OnceCell<()>,
 }
 
 /// The russh handler: checks the host key and remembers the verdict.
@@ -89,6 +127,10 @@ impl Session {
             window_size: 8 << 20,
             maximum_packet_size: 65535,
             nodelay: true,
+            preferred: Preferred {
+                cipher: Cow::Borrowed(CIPHERS),
+                ..Preferred::DEFAULT
+            },
             ..Default::default()
         });
         let connect = async {
@@ -143,6 +185,7 @@ impl Session {
             host,
             user: node.user.clone(),
             verdict,
+            sudo_works: OnceCell::new(),
         })
     }
 
@@ -156,11 +199,11 @@ impl Session {
         &self.user
     }
 
-    /// Run `command` (a complete, quoted command line), feeding `stdin` if given.
+    /// Run `command` (a complete, quoted command line) as the login user, feeding it `stdin`.
     pub async fn exec(
         &self,
         command: &str,
-        stdin: Option<Box<dyn AsyncRead + Send + Unpin + '_>>,
+        stdin: Stdin<'_>,
         timeout: Duration,
         what: &str,
     ) -> Result<ExecOutput, SshError> {
@@ -175,13 +218,15 @@ impl Session {
                 .await
                 .map_err(|e| session_error(&self.host, e))?;
             let (mut reader, writer) = channel.split();
-            let feed = async {
-                if let Some(input) = stdin {
-                    // A command that exits early closes the channel; its status says why.
-                    let _ = writer.data(input).await;
+            let send = async {
+                let fed = feed(&writer, stdin).await;
+                if fed.is_ok() {
+                    let _ = writer.eof().await;
+                } else {
+                    // Closing without EOF: the command must not take a truncated input for all.
+                    let _ = writer.close().await;
                 }
-                let _ = writer.eof().await;
-                writer
+                fed
             };
             let collect = async {
                 let mut out = ExecOutput::default();
@@ -195,8 +240,8 @@ impl Session {
                 }
                 out
             };
-            let (_writer, out) = tokio::join!(feed, collect);
-            Ok::<_, SshError>(out)
+            let (fed, out) = tokio::join!(send, collect);
+            fed.map(|()| out)
         };
         tokio::time::timeout(timeout, run)
             .await
@@ -207,6 +252,20 @@ impl Session {
             })?
     }
 
+    /// Run `script` as root: as it is for root, through `sudo -n sh -c` for other users once
+    /// passwordless sudo is known to work for them.
+    pub async fn exec_as_root(
+        &self,
+        script: &Script,
+        stdin: Stdin<'_>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<ExecOutput, SshError> {
+        self.check_sudo(timeout).await?;
+        self.exec(&script.clone().as_root(&self.user), stdin, timeout, what)
+            .await
+    }
+
     /// Run a script as root (through `sudo -n` for other users).
     pub async fn run(
         &self,
@@ -214,8 +273,36 @@ impl Session {
         timeout: Duration,
         what: &str,
     ) -> Result<ExecOutput, SshError> {
-        self.exec(&script.clone().as_root(&self.user), None, timeout, what)
+        self.exec_as_root(script, Stdin::Empty, timeout, what).await
+    }
+
+    /// For a non-root user, make sure `sudo -n sh -c` works, so that a missing sudoers rule is
+    /// reported as such rather than as the failure of whichever command came first.
+    async fn check_sudo(&self, timeout: Duration) -> Result<(), SshError> {
+        if self.user == "root" {
+            return Ok(());
+        }
+        self.sudo_works
+            .get_or_try_init(|| async {
+                let probe = Script::of(Cmd::new("true")).as_root(&self.user);
+                let out = self
+                    .exec(&probe, Stdin::Empty, timeout, "checking sudo")
+                    .await?;
+                if out.success() {
+                    return Ok(());
+                }
+                Err(SshError::SudoUnavailable {
+                    host: self.host.clone(),
+                    user: self.user.clone(),
+                    detail: if out.status == Some(127) {
+                        "sudo is not installed".into()
+                    } else {
+                        format!("sudo said: {}", out.stderr_tail().trim())
+                    },
+                })
+            })
             .await
+            .map(|_| ())
     }
 
     /// The sha256 of a remote file, or `None` when it does not exist.
@@ -254,8 +341,8 @@ impl Session {
             path: local.display().to_string(),
             reason: e.to_string(),
         };
-        let file = tokio::fs::File::open(local).await.map_err(local_error)?;
-        let bytes = file.metadata().await.map_err(local_error)?.len();
+        let file = std::fs::File::open(local).map_err(local_error)?;
+        let bytes = file.metadata().map_err(local_error)?.len();
         let dir = Path::new(remote)
             .parent()
             .map(|p| p.to_string_lossy().into_owned())
@@ -265,13 +352,9 @@ impl Session {
         let receive = Script::of(Cmd::new("mkdir").args(["-p", "--", &dir]))
             .and(Cmd::new("cat"))
             .stdout_to(&partial);
+        let input = Stdin::File { file, path: local };
         let out = self
-            .exec(
-                &receive.as_root(&self.user),
-                Some(Box::new(file)),
-                timeout,
-                "upload",
-            )
+            .exec_as_root(&receive, input, timeout, "upload")
             .await?;
         if !out.success() {
             return Err(self.remote_error("receiving a file", &out));
@@ -313,6 +396,62 @@ impl Session {
             what: what.to_string(),
             status: out.status,
             stderr: out.stderr_tail(),
+        }
+    }
+}
+
+/// Send `stdin` down the channel. A local read failure is returned; a closed channel is not (a
+/// command that exits early closes it, and its exit status says why).
+async fn feed(writer: &ChannelWriteHalf<client::Msg>, stdin: Stdin<'_>) -> Result<(), SshError> {
+    match stdin {
+        Stdin::Empty => Ok(()),
+        Stdin::Bytes(bytes) => {
+            let _ = writer.data_bytes(Bytes::copy_from_slice(bytes)).await;
+            Ok(())
+        }
+        Stdin::File { file, path } => {
+            let (chunks, mut received) = tokio::sync::mpsc::channel(UPLOAD_READ_AHEAD);
+            let reading = tokio::task::spawn_blocking(move || read_chunks(file, chunks));
+            let mut result = Ok(());
+            while let Some(chunk) = received.recv().await {
+                match chunk {
+                    Ok(chunk) => {
+                        if writer.data_bytes(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        result = Err(SshError::LocalFile {
+                            path: path.display().to_string(),
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+            }
+            // Dropping the receiver stops the reader when the channel closed early.
+            drop(received);
+            let _ = reading.await;
+            result
+        }
+    }
+}
+
+/// Read `file` in [`UPLOAD_CHUNK`]s into `chunks` until its end, a read error or a closed receiver.
+fn read_chunks(mut file: std::fs::File, chunks: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+    loop {
+        let mut chunk = Vec::with_capacity(UPLOAD_CHUNK);
+        let item = match (&mut file)
+            .take(UPLOAD_CHUNK as u64)
+            .read_to_end(&mut chunk)
+        {
+            Ok(0) => return,
+            Ok(_) => Ok(Bytes::from(chunk)),
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        if chunks.blocking_send(item).is_err() || failed {
+            return;
         }
     }
 }

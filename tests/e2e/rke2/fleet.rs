@@ -4,8 +4,13 @@
 //! with 10.77.k.1/24, `mk8e<k>` in the node with 10.77.k.2/24). Inside, `/etc/rancher`,
 //! `/var/lib/rancher`, `/usr/local` and `/root` are bind mounts of per-node temp directories, so every node
 //! sees only its own files while the test reads them through [`Node::host_path`].
+//!
+//! Opt-in ([`Fleet::start_with_users`]): non-root login users. The node then also sees its own
+//! copies of `/etc/passwd`, `/etc/shadow`, `/etc/group` and `/etc/sudoers`, bound over the host's
+//! inside its mount namespace, so the host's accounts and sudo rules are never changed.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,6 +30,21 @@ const PRIVATE_DIRS: &[(&str, &str)] = &[
     // pyenv rehash lock was seen to hang every command).
     ("/root", "root-home"),
 ];
+
+/// The files that define accounts and sudo rights; a node with login users binds its own copies.
+const ACCOUNT_FILES: &[&str] = &["/etc/passwd", "/etc/shadow", "/etc/group", "/etc/sudoers"];
+
+/// User and group id of the first login user; the others follow.
+const FIRST_LOGIN_UID: u32 = 47001;
+
+/// A non-root login user added to every node of a fleet (see [`Fleet::start_with_users`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LoginUser {
+    /// Login name; the host must not have a user of that name.
+    pub name: &'static str,
+    /// Whether a sudoers rule lets the user run anything as root without a password.
+    pub passwordless_sudo: bool,
+}
 
 /// One sshd test node.
 pub struct Node {
@@ -60,7 +80,7 @@ impl Node {
 
     /// Start (or restart) the node's sshd inside its namespaces and wait until it accepts.
     pub fn start_sshd(&self) {
-        let mounts: Vec<String> = PRIVATE_DIRS
+        let mut mounts: Vec<String> = PRIVATE_DIRS
             .iter()
             .map(|(mount, dir)| {
                 format!(
@@ -69,6 +89,13 @@ impl Node {
                 )
             })
             .collect();
+        let accounts = self.root.join("accounts");
+        if accounts.is_dir() {
+            mounts.extend(ACCOUNT_FILES.iter().map(|file| {
+                let copy = accounts.join(Path::new(file).file_name().unwrap());
+                format!("mount --bind {} {file}", copy.display())
+            }));
+        }
         let script = format!(
             "{} && exec /usr/sbin/sshd -f {} -E {}",
             mounts.join(" && "),
@@ -121,6 +148,13 @@ pub struct Fleet {
 impl Fleet {
     /// Start `n` nodes, or `None` (with a loud message) when the tests do not run as root.
     pub fn start(test: &str, n: usize) -> Option<Fleet> {
+        Self::start_with_users(test, n, &[])
+    }
+
+    /// Start `n` nodes that also have the non-root login `users` (authorised with the fleet's
+    /// client key), or `None` when the tests do not run as root. Panics when sudo is not
+    /// installed and users are asked for: those tests are about sudo.
+    pub fn start_with_users(test: &str, n: usize, users: &[LoginUser]) -> Option<Fleet> {
         if !is_root() {
             eprintln!(
                 "\n!!! SKIPPING {test}: the SSH fleet needs root (network namespaces, mounts); run the tests as root\n"
@@ -151,6 +185,7 @@ impl Fleet {
                 .push_str(&format!("{} {}\n", node.address, node.host_public_key));
             fleet.nodes.push(node);
         }
+        fleet.add_login_users(users);
         for node in &fleet.nodes {
             node.start_sshd();
         }
@@ -174,9 +209,80 @@ impl Fleet {
         }
     }
 
+    /// How mk8 reaches `node` as `user` (root or one of the fleet's login users).
+    pub fn access_as(&self, node: &Node, user: &str) -> NodeAccess {
+        NodeAccess {
+            user: user.into(),
+            ..self.access(node)
+        }
+    }
+
     /// The fleet's scratch directory (for artifacts and such).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Give every node its own account files with `users` added, and their home directories.
+    fn add_login_users(&self, users: &[LoginUser]) {
+        if users.is_empty() {
+            return;
+        }
+        assert!(
+            Path::new("/usr/bin/sudo").exists() && Path::new("/etc/sudoers").exists(),
+            "\n!!! sudo is not installed, and the non-root user tests are about sudo: \
+             apt-get install sudo (.ci/run installs it)\n"
+        );
+        // sshd reads the fleet's authorized_keys and enters the home directory as the user.
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let host = |file: &str| {
+            let mut text = std::fs::read_to_string(file).unwrap();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text
+        };
+        for node in &self.nodes {
+            let (mut passwd, mut shadow, mut group) =
+                (host("/etc/passwd"), host("/etc/shadow"), host("/etc/group"));
+            let mut sudoers = String::from(
+                "Defaults env_reset\n\
+                 Defaults secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n\
+                 root ALL=(ALL:ALL) ALL\n",
+            );
+            for (uid, user) in (FIRST_LOGIN_UID..).zip(users) {
+                let name = user.name;
+                assert!(
+                    !passwd.lines().any(|l| l.split(':').next() == Some(name)),
+                    "the host already has a user {name}: pick another name for the test"
+                );
+                let home = node.root.join(format!("home-{name}"));
+                std::fs::create_dir_all(&home).unwrap();
+                std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+                passwd.push_str(&format!(
+                    "{name}:x:{uid}:{uid}:mk8 test user:{}:/bin/sh\n",
+                    home.display()
+                ));
+                // `*`: no password, but not locked (`!`), which sshd refuses even for keys.
+                shadow.push_str(&format!("{name}:*:20000:0:99999:7:::\n"));
+                group.push_str(&format!("{name}:x:{uid}:\n"));
+                if user.passwordless_sudo {
+                    sudoers.push_str(&format!("{name} ALL=(ALL:ALL) NOPASSWD: ALL\n"));
+                }
+            }
+            let accounts = node.root.join("accounts");
+            std::fs::create_dir_all(&accounts).unwrap();
+            for (file, text, mode) in [
+                ("passwd", passwd, 0o644),
+                ("shadow", shadow, 0o640),
+                ("group", group, 0o644),
+                // sudo refuses a sudoers file that anyone but root may write.
+                ("sudoers", sudoers, 0o440),
+            ] {
+                let path = accounts.join(file);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
     }
 
     fn create_node(&self, k: u32, i: usize, authorized: &Path) -> Node {

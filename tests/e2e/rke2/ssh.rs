@@ -1,12 +1,13 @@
 //! The SSH layer against real OpenSSH sshd nodes.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use mk8::providers::ssh::{Cmd, Credentials, Script, SshError, SshPool, Uploaded, hostkey};
 use mk8::providers::{NodeShell, Upload};
 use sha2::{Digest, Sha256};
 
-use super::fleet::{Fleet, run};
+use super::fleet::{Fleet, LoginUser, run};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -124,6 +125,94 @@ async fn a_wrong_host_key_is_refused_naming_host_and_both_fingerprints() {
             .await
             .unwrap()
             .success()
+    );
+}
+
+/// `content` as `ssh-keygen -H` rewrites a known_hosts file: every name hashed.
+fn hashed_by_ssh_keygen(fleet: &Fleet, content: &str) -> String {
+    let file = fleet.dir().join("hashed_known_hosts");
+    std::fs::write(&file, content).unwrap();
+    run(&["ssh-keygen", "-q", "-H", "-f", file.to_str().unwrap()]);
+    let hashed = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        hashed.lines().all(|l| l.starts_with("|1|")),
+        "ssh-keygen left a name in clear: {hashed}"
+    );
+    hashed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_known_hosts_entries_are_trusted() {
+    let Some(fleet) = Fleet::start("hashed_known_hosts_entries_are_trusted", 2) else {
+        return;
+    };
+    let pool = SshPool::new(T);
+    let hashed = hashed_by_ssh_keygen(&fleet, &fleet.known_hosts);
+    for node in &fleet.nodes {
+        assert!(!hashed.contains(&node.address), "{hashed}");
+        let mut access = fleet.access(node);
+        access.host_keys.known_hosts = hashed.clone();
+        let out = pool
+            .run(&access, &Script::of(Cmd::new("true")), T)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", node.address));
+        assert!(out.success());
+        assert_eq!(
+            pool.host_key(&access).await.unwrap(),
+            hostkey::KeyVerdict::Trusted
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hashed_entry_with_another_key_is_refused_naming_both_fingerprints() {
+    let Some(fleet) = Fleet::start("a_hashed_entry_with_another_key_is_refused", 2) else {
+        return;
+    };
+    let pool = SshPool::new(T);
+    let mut node = fleet.access(&fleet.nodes[0]);
+    // Hashed known_hosts says node 0 has node 1's key.
+    node.host_keys.known_hosts = hashed_by_ssh_keygen(
+        &fleet,
+        &format!(
+            "{} {}\n",
+            fleet.nodes[0].address, fleet.nodes[1].host_public_key
+        ),
+    );
+    let err = pool
+        .run(&node, &Script::of(Cmd::new("true")), T)
+        .await
+        .unwrap_err();
+    let expected = fingerprint_of(&fleet.nodes[1].host_public_key);
+    let actual = fingerprint_of(&fleet.nodes[0].host_public_key);
+    assert_eq!(
+        err,
+        SshError::HostKeyMismatch {
+            host: fleet.nodes[0].address.clone(),
+            expected: expected.clone(),
+            actual: actual.clone()
+        }
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&fleet.nodes[0].address) && msg.contains(&expected) && msg.contains(&actual),
+        "{msg}"
+    );
+    // A revoked key is refused even where a plain line lists it.
+    node.host_keys.known_hosts = format!(
+        "{}@revoked 10.77.* {}\n",
+        fleet.known_hosts, fleet.nodes[0].host_public_key
+    );
+    let err = pool
+        .run(&node, &Script::of(Cmd::new("true")), T)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SshError::HostKeyRevoked {
+            host: fleet.nodes[0].address.clone(),
+            fingerprint: actual
+        }
     );
 }
 
@@ -269,6 +358,163 @@ async fn slow_commands_time_out_and_dead_nodes_are_transient_errors() {
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains(&fleet.nodes[0].address), "{err}");
+}
+
+const DEPLOY: LoginUser = LoginUser {
+    name: "deploy",
+    passwordless_sudo: true,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_root_user_runs_everything_through_passwordless_sudo() {
+    let Some(fleet) =
+        Fleet::start_with_users("a_non_root_user_runs_everything_through_sudo", 1, &[DEPLOY])
+    else {
+        return;
+    };
+    let pool = SshPool::new(T);
+    let node = &fleet.nodes[0];
+    let deploy = fleet.access_as(node, "deploy");
+    // /var/lib/rancher is root's and closed to others: only root can write there.
+    let rancher = std::fs::metadata(node.host_path("/var/lib/rancher")).unwrap();
+    assert_eq!((rancher.uid(), rancher.mode() & 0o777), (0, 0o755));
+
+    let whoami = Script::of(Cmd::new("id").arg("-u"))
+        .and(Cmd::new("sh").args(["-c", "printf '%s\\n' \"$SUDO_USER\""]))
+        .and(Cmd::new("sh").args(["-c", "echo root-only > /var/lib/rancher/by-deploy"]));
+    let out = pool.run(&deploy, &whoami, T).await.unwrap();
+    assert!(out.success(), "{}", out.stderr_tail());
+    assert_eq!(out.stdout_text(), "0\ndeploy\n");
+    let written = node.host_path("/var/lib/rancher/by-deploy");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "root-only\n");
+    assert_eq!(std::fs::metadata(&written).unwrap().uid(), 0);
+    let log = std::fs::read_to_string(node.root.join("sshd.log")).unwrap();
+    assert!(log.contains("Accepted publickey for deploy"), "{log}");
+
+    // Standard input reaches the command through sudo.
+    let tee = Script::of(Cmd::new("cat")).stdout_to("/var/lib/rancher/from-stdin");
+    let out = pool
+        .run_with_input(&deploy, &tee, b"token: s3cret\n", T)
+        .await
+        .unwrap();
+    assert!(out.success(), "{}", out.stderr_tail());
+    assert_eq!(
+        node.read("/var/lib/rancher/from-stdin").unwrap(),
+        "token: s3cret\n"
+    );
+
+    // Uploads land in root's directories, checked on the node, through sudo.
+    let local = fleet.dir().join("blob");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let upload = Upload {
+        local,
+        remote: "/var/lib/rancher/mk8/artifacts/blob".into(),
+        sha256: hex::encode(Sha256::digest(&data)),
+        mode: "0640".into(),
+    };
+    assert_eq!(
+        pool.upload(&deploy, &upload, T).await.unwrap(),
+        Uploaded::Transferred {
+            bytes: data.len() as u64
+        }
+    );
+    let landed = node.host_path(&upload.remote);
+    assert_eq!(std::fs::read(&landed).unwrap(), data);
+    let meta = std::fs::metadata(&landed).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o777), (0, 0o640));
+    assert_eq!(
+        pool.upload(&deploy, &upload, T).await.unwrap(),
+        Uploaded::AlreadyPresent
+    );
+    let wrong = Upload {
+        remote: "/var/lib/rancher/mk8/artifacts/wrong".into(),
+        sha256: "0".repeat(64),
+        ..upload
+    };
+    let err = pool.upload(&deploy, &wrong, T).await.unwrap_err();
+    assert!(matches!(err, SshError::ChecksumMismatch { .. }), "{err}");
+    assert!(!node.host_path(&wrong.remote).exists());
+
+    // Hostile values pass through `sudo -n sh -c` as literal words.
+    let hostile = [
+        "x; touch /var/lib/rancher/pwned1",
+        "$(touch /var/lib/rancher/pwned2)",
+        "`touch /var/lib/rancher/pwned3`",
+        "a'; touch /var/lib/rancher/pwned4; echo '",
+        "\"; touch /var/lib/rancher/pwned5; echo \"",
+        "line\ntouch /var/lib/rancher/pwned6",
+    ];
+    for value in hostile {
+        let script = Script::of(Cmd::new("printf").args(["%s", value]))
+            .stdout_to("/var/lib/rancher/node-name");
+        let out = pool.run(&deploy, &script, T).await.unwrap();
+        assert!(out.success(), "{value:?}: {}", out.stderr_tail());
+        assert_eq!(node.read("/var/lib/rancher/node-name").unwrap(), value);
+        let echoed = Script::of(Cmd::new("printf").args(["%s", value]));
+        assert_eq!(
+            pool.run(&deploy, &echoed, T).await.unwrap().stdout_text(),
+            value
+        );
+    }
+    for i in 1..=6 {
+        let pwned = node.host_path(&format!("/var/lib/rancher/pwned{i}"));
+        assert!(
+            !pwned.exists(),
+            "{} was created through sudo",
+            pwned.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_sudo_rights_is_told_that_passwordless_sudo_is_needed() {
+    let intern = LoginUser {
+        name: "intern",
+        passwordless_sudo: false,
+    };
+    let Some(fleet) = Fleet::start_with_users("a_user_without_sudo_rights", 1, &[intern]) else {
+        return;
+    };
+    let pool = SshPool::new(T);
+    let node = &fleet.nodes[0];
+    let access = fleet.access_as(node, "intern");
+    let touch = Script::of(Cmd::new("touch").arg("/var/lib/rancher/by-intern"));
+    let err = pool.run(&access, &touch, T).await.unwrap_err();
+    let SshError::SudoUnavailable { host, user, detail } = &err else {
+        panic!("expected SudoUnavailable, got {err:?}");
+    };
+    assert_eq!(
+        (host.as_str(), user.as_str()),
+        (node.address.as_str(), "intern")
+    );
+    assert!(detail.contains("password is required"), "{detail}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&node.address) && msg.contains("intern") && msg.contains("passwordless sudo"),
+        "{msg}"
+    );
+    assert!(
+        !err.is_transient(),
+        "a missing sudoers rule is not fixed by retrying"
+    );
+    assert!(!node.host_path("/var/lib/rancher/by-intern").exists());
+    // Uploads stop at the same point, before anything is sent.
+    let local = fleet.dir().join("small");
+    std::fs::write(&local, "x").unwrap();
+    let upload = Upload {
+        local,
+        remote: "/var/lib/rancher/small".into(),
+        sha256: hex::encode(Sha256::digest(b"x")),
+        mode: "0644".into(),
+    };
+    let err = pool.upload(&access, &upload, T).await.unwrap_err();
+    assert!(matches!(err, SshError::SudoUnavailable { .. }), "{err}");
+    assert!(
+        !node
+            .host_path("/var/lib/rancher/small.mk8-partial")
+            .exists()
+    );
 }
 
 fn fingerprint_of(public: &str) -> String {

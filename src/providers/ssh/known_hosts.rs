@@ -1,0 +1,182 @@
+//! known_hosts content (pure): OpenSSH's line format, host patterns and hashed host names.
+//!
+//! A line is `[@marker] patterns algorithm base64-key [comment]`. `patterns` is a comma-separated
+//! list of names (`host` for port 22, `[host]:port` otherwise) with `*` and `?` wildcards and `!`
+//! negation, or one hashed name `|1|<base64 salt>|<base64 HMAC-SHA1(salt, name)>` as written by
+//! `ssh-keygen -H` and `HashKnownHosts yes`. Names compare case-insensitively, as in OpenSSH.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use russh::keys::PublicKey;
+
+
+/// What a line says about its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// A plain line: the key is the host's.
+    Trusted,
+    /// `@revoked`: the key must never be accepted for the matching hosts.
+    Revoked,
+}
+
+/// A line of known_hosts that applies to the host being checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Whether the key is trusted or revoked.
+    pub marker: Marker,
+    /// The key on the line.
+    pub key: PublicKey,
+}
+
+/// The entries of known_hosts `content` whose patterns match `name` (`host` or `[host]:port`).
+///
+/// Lines that cannot be parsed, and `@cert-authority` lines, are skipped: mk8 refuses host
+/// certificates (see `session.rs`), so a certificate authority can never vouch for a plain host
+/// key and its lines have nothing to say about one.
+pub fn entries_for(content: &str, name: &str) -> Vec<Entry> {
+    let name = name.to_ascii_lowercase();
+    content
+        .lines()
+        .filter_map(|line| parse_line(line, &name))
+        .collect()
+}
+
+fn parse_line(line: &str, name: &str) -> Option<Entry> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let mut fields = line.split_whitespace().peekable();
+    let marker = match fields.peek().copied() {
+        Some("@revoked") => Marker::Revoked,
+        // Unknown markers make the whole line invalid in OpenSSH too.
+        Some(m) if m.starts_with('@') => return None,
+        _ => Marker::Trusted,
+    };
+    if marker == Marker::Revoked {
+        fields.next();
+    }
+    let patterns = fields.next()?;
+    let algorithm = fields.next()?;
+    let blob = fields.next()?;
+    if !host_matches(patterns, name) {
+        return None;
+    }
+    let key = PublicKey::from_openssh(&format!("{algorithm} {blob}")).ok()?;
+    Some(Entry { marker, key })
+}
+
+/// Whether `patterns` (a known_hosts host field) names `name` (already lowercase).
+fn host_matches(patterns: &str, name: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns.split(',').filter(|p| !p.is_empty()) {
+        if pattern.starts_with("|1|") {
+            matched |= hashed_name_matches(pattern, name);
+        } else if let Some(negated) = pattern.strip_prefix('!') {
+            // A matching negation excludes the host whatever else the line lists.
+            if glob(&negated.to_ascii_lowercase(), name) {
+                return false;
+            }
+        } else {
+            matched |= glob(&pattern.to_ascii_lowercase(), name);
+        }
+    }
+    matched
+}
+
+/// Whether a hashed name `|1|salt|hash` is the hash of `name`. Malformed ones match nothing.
+fn hashed_name_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern["|1|".len()..].split('|');
+    let (Some(salt), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else {
+        return false;
+    };
+    // OpenSSH fixed this format to HMAC-SHA1; it only hides names, it protects nothing.
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
+    ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
+}
+
+/// OpenSSH's wildcard match: `*` is any run of characters, `?` exactly one.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was and how much of the text it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((star_pi, star_ti)) => {
+                    pi = star_pi + 1;
+                    ti = star_ti + 1;
+                    star = Some((star_pi, star_ti + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIw+jBvrLRkBQR9sJyZExcSU2rXYQ1ZUYkOJOphjbnEY";
+
+    fn matches(patterns: &str, name: &str) -> bool {
+        !entries_for(&format!("{patterns} {KEY_A}\n"), name).is_empty()
+    }
+
+    #[test]
+    fn wildcards_and_negations_follow_openssh() {
+        assert!(matches("10.77.*", "10.77.3.2"));
+        assert!(matches("node-?.fleet", "node-1.fleet"));
+        assert!(!matches("node-?.fleet", "node-10.fleet"));
+        assert!(matches("*", "anything"));
+        assert!(matches("a*b*c", "aXXbYYc"));
+        assert!(!matches("a*b*c", "aXXbYY"));
+        assert!(matches("[10.77.*]:2222", "[10.77.0.2]:2222"));
+        assert!(!matches("[10.77.*]:2222", "10.77.0.2"));
+        // A negation wins over any positive pattern of the same line.
+        assert!(!matches("10.77.*,!10.77.0.9", "10.77.0.9"));
+        assert!(matches("10.77.*,!10.77.0.9", "10.77.0.2"));
+        assert!(
+            !matches("!10.77.0.9", "10.77.0.2"),
+            "a negation alone names nobody"
+        );
+        assert!(matches("Node-1", "node-1"));
+    }
+
+    #[test]
+    fn markers_and_malformed_lines() {
+        let content = format!(
+            "@revoked * {KEY_A}\n@cert-authority * {KEY_A}\n@bogus * {KEY_A}\n\
+             node-1 ssh-ed25519 not-base64\nnode-1\n  # node-1 {KEY_A}\n"
+        );
+        let entries = entries_for(&content, "node-1");
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].marker, Marker::Revoked);
+    }
+
+    #[test]
+    fn hashed_names_match_only_their_host() {
+        // HMAC-SHA1 under the salt 0x00..0x13 of "10.77.0.2", computed with Python's hmac module.
+        let hashed = "|1|AAECAwQFBgcICQoLDA0ODxAREhM=|ocwzSg7I2QfOSRlhaOmSUvhIKFY=";
+        assert!(matches(hashed, "10.77.0.2"));
+        assert!(!matches(hashed, "10.77.0.3"));
+        assert!(!matches(hashed, "[10.77.0.2]:2222"));
+        assert!(!matches("|1|AAEC|not base64!", "10.77.0.2"));
+        assert!(!matches("|1|AAECAwQFBgcICQoLDA0ODxAREhM=", "10.77.0.2"));
+    }
+}

@@ -9,7 +9,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use russh::keys::PublicKey;
 
-
 /// What a line says about its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Marker {

@@ -488,7 +488,7 @@ mod tests {
             let text = script.render();
             if text.contains("mk8-start") {
                 self.0.push(&node.address, "start");
-            } else if text.contains("--raw=/readyz") {
+            } else if text.contains("mk8-ready") {
                 self.0.push(&node.address, "ready");
             }
             Box::pin(async {

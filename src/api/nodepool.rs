@@ -264,6 +264,12 @@ pub struct NodePoolStatus {
     /// (SSH pools); agent pools upgrade once their Cluster's server pools report the new version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Address of this pool's host that bootstrapped the cluster (RKE2 server started without
+    /// `server:`; the others register through it unless the Cluster sets
+    /// `spec.rke2.registrationAddress`). Recorded once its install began and kept, also after
+    /// the host is removed: reordering hosts or adding server pools never moves the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<String>,
     /// Latest observations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -167,12 +167,17 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
             waiting.join(", ")
         ))));
     }
-    let (Some(first), Some(first_pool)) =
-        (access::first_server(&server_pools), sorted_first(&pools))
-    else {
+    let bootstrap = access::bootstrap(&server_pools);
+    let Some((first_pool, first)) = access::kubeconfig_source(&server_pools, &bootstrap) else {
         return Ok(Some(joining("no server pool has hosts yet".into())));
     };
-    let registration = access::registration_address(cluster, &server_pools).unwrap_or_default();
+    let Some(registration) = access::registration_address(cluster, &bootstrap) else {
+        return Ok(Some(joining(
+            "the host that bootstrapped the cluster left the spec and \
+             spec.rke2.registrationAddress is not set: the server pools say what to do"
+                .into(),
+        )));
+    };
     let secret_name = &rke2.ssh_credentials_secret_ref.name;
     let Some(Ok((credentials, known_hosts))) = secrets
         .get_opt(secret_name)
@@ -356,10 +361,6 @@ pub async fn cleanup(
             .collect::<Vec<_>>()
             .join(", ")
     )))
-}
-
-fn sorted_first(pools: &[NodePool]) -> Option<&NodePool> {
-    pools.iter().min_by_key(|p| p.name_any())
 }
 
 fn unavailable(message: String) -> Work {

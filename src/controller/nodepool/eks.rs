@@ -62,6 +62,7 @@ fn work(ready: Desired, ready_nodes: i32, requeue: Option<Duration>) -> Work {
         nodes: Vec::new(),
         ready: ready_nodes,
         version: None,
+        bootstrap: None,
         requeue,
     }
 }

@@ -43,6 +43,7 @@ pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
     if let Some(work) = work {
         (status.nodes, status.ready) = (work.nodes, work.ready);
         status.version = work.version.or(status.version);
+        status.bootstrap = status.bootstrap.or(work.bootstrap);
     }
     status::publish(&ctx, pool.as_ref(), status).await?;
     Ok(verdict

@@ -19,7 +19,7 @@ use crate::controller::conditions::{self, Desired, types};
 use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::providers::NodeShell;
-use crate::providers::rke2::access;
+use crate::providers::rke2::access::{self, Bootstrap};
 use crate::providers::rke2::artifacts::{ArtifactCache, Source};
 use crate::providers::rke2::execute::{self, Options, Phase, Progress, Target};
 use crate::providers::rke2::nodes::{NodeApi, WorkloadCluster};
@@ -47,6 +47,9 @@ pub mod reasons {
     pub const NODES_FAILED: &str = "NodesFailed";
     /// No node failed.
     pub const NO_FAILURES: &str = "NoFailures";
+    /// The host that bootstrapped the cluster left the spec while the others register through
+    /// its address.
+    pub const BOOTSTRAP_SERVER_REMOVED: &str = "BootstrapServerRemoved";
 }
 
 /// What the stage adds to the pool's status.
@@ -59,6 +62,8 @@ pub struct Work {
     pub ready: i32,
     /// The version every node converged on, once they all have.
     pub version: Option<String>,
+    /// Address of this pool's host that bootstrapped the cluster, once its install began.
+    pub bootstrap: Option<String>,
     /// When to look again.
     pub requeue: Option<Duration>,
 }
@@ -134,6 +139,7 @@ pub async fn run(
             nodes: previous.clone(),
             ready: 0,
             version: pool.status.as_ref().and_then(|s| s.version.clone()),
+            bootstrap: None,
             requeue: Some(Duration::from_secs(after)),
         }))
     };
@@ -202,9 +208,47 @@ pub async fn run(
             5,
         );
     };
-    let registration = access::registration_address(cluster, &server_pools).unwrap_or_default();
-    let bootstrap = access::first_server(&server_pools);
-    let nodes = access::desired_nodes(cluster, pool, bootstrap, &registration, &token);
+    let bootstrap = access::bootstrap(&server_pools);
+    let registration = match (access::registration_address(cluster, &bootstrap), bootstrap) {
+        (Some(registration), _) => registration,
+        (None, Bootstrap::Gone(from, node)) => {
+            return blocked(
+                reasons::BOOTSTRAP_SERVER_REMOVED,
+                format!(
+                    "host {} (node {}) bootstrapped Cluster {c} and the other nodes register \
+                     through its address, so it cannot leave spec.ssh.hosts of NodePool {}: put \
+                     it back, or first set spec.rke2.registrationAddress of Cluster {c} to a \
+                     load balancer or DNS name in front of the servers, then remove it",
+                    node.address,
+                    node.name,
+                    from.name_any(),
+                    c = cluster.name_any(),
+                ),
+                30,
+            );
+        }
+        (None, Bootstrap::Retired) => {
+            return blocked(
+                reasons::BOOTSTRAP_SERVER_REMOVED,
+                format!(
+                    "the host that bootstrapped Cluster {c} was removed, so its nodes need \
+                     spec.rke2.registrationAddress of Cluster {c} to register through: set it \
+                     to a load balancer or DNS name in front of the servers",
+                    c = cluster.name_any(),
+                ),
+                30,
+            );
+        }
+        (None, _) => String::new(),
+    };
+    let nodes = access::desired_nodes(cluster, pool, bootstrap.host(), &registration, &token);
+    // The bootstrap host of this pool (recorded in status once its install begins).
+    let bootstraps_here = match bootstrap {
+        Bootstrap::Host(p, host) if p.uid() == pool.uid() && p.name_any() == pool.name_any() => {
+            Some(host.address.clone())
+        }
+        _ => None,
+    };
     let targets: Vec<Target> = nodes
         .iter()
         .map(|(host, d)| Target {
@@ -282,6 +326,7 @@ pub async fn run(
     };
     let state = JobState {
         version,
+        bootstrap: bootstraps_here,
         progress: progress.0.lock().expect("progress").clone(),
         removals: progress.1.lock().expect("removals").clone(),
         learned: progress.2.lock().expect("learned").clone(),
@@ -322,6 +367,8 @@ struct Install {
 struct JobState {
     /// The RKE2 version the job installs.
     version: String,
+    /// Address of this pool's host that bootstraps the cluster, if it is in this pool.
+    bootstrap: Option<String>,
     progress: BTreeMap<String, Progress>,
     removals: BTreeMap<String, RemovalProgress>,
     learned: BTreeMap<String, String>,
@@ -782,12 +829,19 @@ fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
     } else {
         pool.status.as_ref().and_then(|s| s.version.clone())
     };
+    // The bootstrap host is recorded once its install began.
+    let bootstrap = job.bootstrap.clone().filter(|address| {
+        hosts
+            .iter()
+            .any(|h| &h.address == address && progress.contains_key(&super::node_name(h)))
+    });
     if let Some(Err((message, reason))) = result {
         return Work {
             conditions: vec![Desired::no(types::READY, reason, message)],
             nodes,
             ready,
             version,
+            bootstrap,
             requeue: Some(RETRY_FAILED),
         };
     }
@@ -840,6 +894,7 @@ fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
         nodes,
         ready,
         version,
+        bootstrap,
         requeue,
     }
 }
@@ -911,6 +966,7 @@ spec:
     ) -> JobState {
         JobState {
             version: "v1.33.1+rke2r1".into(),
+            bootstrap: None,
             progress,
             removals: BTreeMap::new(),
             learned: BTreeMap::new(),

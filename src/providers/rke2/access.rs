@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::config::{self, NodeConfig};
 use super::plan::{DesiredNode, Role};
-use crate::api::nodepool::{NodeRole, SshHost, SshNodePoolSpec, Taint};
+use crate::api::nodepool::{NodeRole, NodeStatus, SshHost, SshNodePoolSpec, Taint};
 use crate::api::{Cluster, NodePool};
 use crate::providers::ssh::{Credentials, HostKeyPolicy, NodeAccess};
 
@@ -74,24 +74,100 @@ pub fn node_access(
     }
 }
 
-/// The registration address: the spec's, else the first host of the first server pool.
-pub fn registration_address(cluster: &Cluster, server_pools: &[&NodePool]) -> Option<String> {
+/// Which host bootstraps the cluster: the RKE2 server started without `server:`, through whose
+/// address the others register unless the Cluster names a registration address.
+#[derive(Clone, Copy, Debug)]
+pub enum Bootstrap<'a> {
+    /// This host of this pool: the one recorded in a server pool's status (`bootstrap`), else,
+    /// before one is recorded, the first host of the first (by name) server pool.
+    Host(&'a NodePool, &'a SshHost),
+    /// The recorded bootstrap host has left the spec of every server pool but is still listed
+    /// in its pool's status (being removed, or refused); that entry.
+    Gone(&'a NodePool, &'a NodeStatus),
+    /// The recorded bootstrap host has been removed: every node joins through the Cluster's
+    /// registration address.
+    Retired,
+    /// No server pool has hosts yet.
+    Unknown,
+}
+
+impl<'a> Bootstrap<'a> {
+    /// The bootstrap host, when it is in the spec.
+    pub fn host(&self) -> Option<&'a SshHost> {
+        match self {
+            Bootstrap::Host(_, host) => Some(host),
+            _ => None,
+        }
+    }
+}
+
+/// Find the bootstrap host of a cluster from its server pools (spec and status).
+pub fn bootstrap<'a>(server_pools: &[&'a NodePool]) -> Bootstrap<'a> {
+    let mut pools: Vec<&'a NodePool> = server_pools.to_vec();
+    pools.sort_by_key(|p| p.metadata.name.clone());
+    let in_spec = |address: &str| {
+        pools.iter().find_map(|p| {
+            let hosts = p
+                .spec
+                .ssh
+                .as_ref()
+                .map(|s| s.hosts.as_slice())
+                .unwrap_or_default();
+            hosts.iter().find(|h| h.address == address).map(|h| (*p, h))
+        })
+    };
+    let recorded = pools.iter().find_map(|p| {
+        let address = p.status.as_ref()?.bootstrap.as_deref()?;
+        Some((*p, address))
+    });
+    if let Some((pool, address)) = recorded {
+        if let Some((pool, host)) = in_spec(address) {
+            return Bootstrap::Host(pool, host);
+        }
+        let nodes = pool
+            .status
+            .as_ref()
+            .map(|s| s.nodes.as_slice())
+            .unwrap_or_default();
+        return match nodes.iter().find(|n| n.address == address) {
+            Some(node) => Bootstrap::Gone(pool, node),
+            None => Bootstrap::Retired,
+        };
+    }
+    pools
+        .iter()
+        .find_map(|p| {
+            let first = p.spec.ssh.as_ref().and_then(|s| s.hosts.first());
+            first.map(|h| Bootstrap::Host(p, h))
+        })
+        .unwrap_or(Bootstrap::Unknown)
+}
+
+/// The registration address: the spec's, else the bootstrap host's while it is in the spec.
+pub fn registration_address(cluster: &Cluster, bootstrap: &Bootstrap<'_>) -> Option<String> {
     cluster
         .spec
         .rke2
         .as_ref()
         .and_then(|r| r.registration_address.clone())
-        .or_else(|| first_server(server_pools).map(|h| h.address.clone()))
+        .or_else(|| bootstrap.host().map(|h| h.address.clone()))
 }
 
-/// The host that bootstraps the cluster: the first host of the first (by name) server pool.
-pub fn first_server<'a>(server_pools: &[&'a NodePool]) -> Option<&'a SshHost> {
-    let mut pools: Vec<&&NodePool> = server_pools.iter().collect();
+/// The server mk8 reads the kubeconfig from: the bootstrap host, else (once it is retired) the
+/// first host of the first (by name) server pool that has hosts.
+pub fn kubeconfig_source<'a>(
+    server_pools: &[&'a NodePool],
+    bootstrap: &Bootstrap<'a>,
+) -> Option<(&'a NodePool, &'a SshHost)> {
+    if let Bootstrap::Host(pool, host) = bootstrap {
+        return Some((pool, host));
+    }
+    let mut pools: Vec<&'a NodePool> = server_pools.to_vec();
     pools.sort_by_key(|p| p.metadata.name.clone());
-    pools
-        .first()
-        .and_then(|p| p.spec.ssh.as_ref())
-        .and_then(|s| s.hosts.first())
+    pools.into_iter().find_map(|p| {
+        let first = p.spec.ssh.as_ref().and_then(|s| s.hosts.first());
+        first.map(|h| (p, h))
+    })
 }
 
 /// The desired nodes of a pool, in joining order, with their rendered config.yaml.
@@ -155,5 +231,117 @@ fn taint(t: &Taint) -> String {
     match &t.value {
         Some(v) => format!("{}={v}:{effect}", t.key),
         None => format!("{}:{effect}", t.key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server pool named `name` with hosts at `addresses`, and a status that records
+    /// `bootstrap` and lists `listed` (addresses, all with a finished step).
+    fn pool(name: &str, addresses: &[&str], bootstrap: Option<&str>, listed: &[&str]) -> NodePool {
+        let hosts: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("{{address: {a}}}"))
+            .collect();
+        let mut pool: NodePool = serde_yaml::from_str(&format!(
+            "apiVersion: mk8.io/v1alpha1\nkind: NodePool\nmetadata: {{name: {name}, namespace: fleet}}\n\
+             spec: {{clusterName: edge, ssh: {{role: server, hosts: [{}]}}}}\n",
+            hosts.join(", ")
+        ))
+        .unwrap();
+        let nodes = listed
+            .iter()
+            .map(|a| NodeStatus {
+                name: format!("n-{a}"),
+                address: a.to_string(),
+                phase: "Ready".into(),
+                step: Some("ready".into()),
+                ..Default::default()
+            })
+            .collect();
+        pool.status = Some(crate::api::nodepool::NodePoolStatus {
+            bootstrap: bootstrap.map(str::to_string),
+            nodes,
+            ..Default::default()
+        });
+        pool
+    }
+
+    /// An RKE2 Cluster without `spec.rke2.registrationAddress`.
+    fn unregistered() -> Cluster {
+        let mut cluster = crate::api::tests::fixtures::cluster_rke2();
+        cluster.spec.rke2.as_mut().unwrap().registration_address = None;
+        cluster
+    }
+
+    fn host_of(b: Bootstrap<'_>) -> Option<(String, String)> {
+        match b {
+            Bootstrap::Host(p, h) => Some((p.metadata.name.clone().unwrap(), h.address.clone())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn before_anything_is_recorded_the_first_host_of_the_first_pool_by_name_bootstraps() {
+        let (a, b) = (
+            pool("b-servers", &["10.0.0.2"], None, &[]),
+            pool("a-servers", &["10.0.0.1", "10.0.0.3"], None, &[]),
+        );
+        assert_eq!(
+            host_of(bootstrap(&[&a, &b])),
+            Some(("a-servers".into(), "10.0.0.1".into()))
+        );
+        assert!(matches!(bootstrap(&[]), Bootstrap::Unknown));
+    }
+
+    #[test]
+    fn the_recorded_host_keeps_the_role_when_hosts_move_or_an_earlier_pool_appears() {
+        // 10.0.0.1 bootstrapped; it is now second in its pool, and a pool sorting first exists.
+        let recorded = pool(
+            "m-servers",
+            &["10.0.0.9", "10.0.0.1"],
+            Some("10.0.0.1"),
+            &["10.0.0.1"],
+        );
+        let earlier = pool("a-servers", &["10.0.0.5"], None, &[]);
+        let found = bootstrap(&[&earlier, &recorded]);
+        assert_eq!(
+            host_of(found),
+            Some(("m-servers".into(), "10.0.0.1".into()))
+        );
+        assert_eq!(
+            registration_address(&unregistered(), &found),
+            Some("10.0.0.1".into())
+        );
+    }
+
+    #[test]
+    fn a_removed_bootstrap_host_is_gone_while_listed_then_retired() {
+        let listed = pool(
+            "servers",
+            &["10.0.0.2"],
+            Some("10.0.0.1"),
+            &["10.0.0.1", "10.0.0.2"],
+        );
+        match bootstrap(&[&listed]) {
+            Bootstrap::Gone(p, node) => {
+                assert_eq!(
+                    (p.metadata.name.as_deref(), node.address.as_str()),
+                    (Some("servers"), "10.0.0.1")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let gone = pool("servers", &["10.0.0.2"], Some("10.0.0.1"), &["10.0.0.2"]);
+        assert!(matches!(bootstrap(&[&gone]), Bootstrap::Retired));
+        // Without a recorded bootstrap host the registration address is the Cluster's only.
+        let cluster = unregistered();
+        assert_eq!(registration_address(&cluster, &Bootstrap::Retired), None);
+        assert_eq!(
+            kubeconfig_source(&[&gone], &Bootstrap::Retired).map(|(_, h)| h.address.as_str()),
+            Some("10.0.0.2")
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, watch};
 
-use super::nodes::NodeApi;
+use super::nodes::{NodeApi, NodeApiError};
 use super::plan::{self, Action, Observed, Plan, Role, Step};
 use crate::providers::NodeShell;
 use crate::providers::ssh::{KeyVerdict, NodeAccess, SshError};
@@ -365,15 +365,27 @@ async fn run_step(
             }
             Ok(())
         }
-        Action::WaitReady(probe) => {
+        Action::WaitReady { probe, api_check } => {
             let started = Instant::now();
             let probe_timeout = options.poll.max(Duration::from_secs(10));
             loop {
-                let last = match shell.run(access, probe, probe_timeout).await {
-                    Ok(out) if out.success() => return Ok(()),
-                    Ok(out) => out.stderr_tail(),
-                    Err(e) if e.is_transient() => e.to_string(),
-                    Err(e) => return Err(e.to_string()),
+                let through_api = match (api, api_check) {
+                    (Some(api), Some(check)) => {
+                        Some(api.node_ready(&check.node, &check.kubelet_version).await)
+                    }
+                    _ => None,
+                };
+                let last = match through_api {
+                    Some(Ok(())) => return Ok(()),
+                    // The API answered about the node: that is the state, no need to ask it.
+                    Some(Err(e @ NodeApiError::NodeNotReady(_))) => e.to_string(),
+                    // The API cannot say (unreachable, refused): ask the node itself.
+                    _ => match shell.run(access, probe, probe_timeout).await {
+                        Ok(out) if out.success() => return Ok(()),
+                        Ok(out) => out.stderr_tail(),
+                        Err(e) if e.is_transient() => e.to_string(),
+                        Err(e) => return Err(e.to_string()),
+                    },
                 };
                 if started.elapsed() >= options.step_timeout {
                     return Err(format!(
@@ -528,10 +540,22 @@ mod tests {
     }
 
     /// Drains take a moment (so overlapping drains would interleave in the log); a drain of
-    /// `refuse` fails.
+    /// `refuse` fails. Node readiness answers per `nodes`.
     struct FakeApi<'a> {
         log: &'a Log,
         refuse: &'a str,
+        nodes: NodesSeen,
+    }
+
+    /// What the fake API answers about Nodes.
+    #[derive(Clone, Copy)]
+    enum NodesSeen {
+        /// Every Node Ready with the asked version.
+        Ready,
+        /// Not Ready for the first two questions about each node, then Ready.
+        ReadyOnThirdAsk,
+        /// The API cannot be reached.
+        Unreachable,
     }
 
     impl NodeApi for FakeApi<'_> {
@@ -572,7 +596,33 @@ mod tests {
         fn node_readiness<'a>(
             &'a self,
         ) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>> {
-            unreachable!("the executor does not read node readiness")
+            unreachable!("the executor does not list node readiness")
+        }
+
+        fn node_ready<'a>(
+            &'a self,
+            node: &'a str,
+            kubelet_version: &'a str,
+        ) -> BoxFuture<'a, Result<(), NodeApiError>> {
+            self.log.push(node, &format!("api-ready {kubelet_version}"));
+            let asked = self
+                .log
+                .of(node)
+                .iter()
+                .filter(|e| e.starts_with("api-ready"))
+                .count();
+            let answer = match self.nodes {
+                NodesSeen::Ready => Ok(()),
+                NodesSeen::ReadyOnThirdAsk if asked >= 3 => Ok(()),
+                NodesSeen::ReadyOnThirdAsk => Err(NodeApiError::NodeNotReady(format!(
+                    "node {node} is not Ready"
+                ))),
+                NodesSeen::Unreachable => Err(NodeApiError::Unreachable {
+                    action: format!("read node {node}"),
+                    reason: "connection refused".into(),
+                }),
+            };
+            Box::pin(async move { answer })
         }
     }
 
@@ -657,6 +707,7 @@ mod tests {
         let api = FakeApi {
             log: &log,
             refuse: "",
+            nodes: NodesSeen::Ready,
         };
         let (plan, targets) = (upgrade(), targets());
         let outcomes = execute_with_api(
@@ -669,10 +720,16 @@ mod tests {
         )
         .await;
         assert!(outcomes.values().all(|p| p.phase == Phase::Ready));
-        for (name, _) in NODES {
+        for (name, role) in NODES {
+            // Servers prove their own API answers on the node; agents are read from the API.
+            let ready = if role == Role::Server {
+                "ready"
+            } else {
+                "api-ready v2"
+            };
             assert_eq!(
                 log.of(name),
-                ["drain", "drained", "start", "ready", "uncordon"],
+                ["drain", "drained", "start", ready, "uncordon"],
                 "{name}"
             );
         }
@@ -699,6 +756,7 @@ mod tests {
         let api = FakeApi {
             log: &log,
             refuse: "s2",
+            nodes: NodesSeen::Ready,
         };
         let (plan, targets) = (upgrade(), targets());
         let outcomes = execute_with_api(
@@ -744,5 +802,45 @@ mod tests {
         let outcomes = execute(&FakeShell(&log), &targets, &fresh, &options(), &|_| {}).await;
         assert!(outcomes.values().all(|p| p.phase == Phase::Ready));
         assert_eq!(log.of("a2"), ["start", "ready"]);
+    }
+
+    /// A fresh install of [`NODES`] with the fake API answering per `nodes`.
+    async fn fresh_install(log: &Log, nodes: NodesSeen) -> BTreeMap<String, Progress> {
+        let fresh = plan::build(&desired(), &Observed::new(), &release(), "v1", 2);
+        let api = FakeApi {
+            log,
+            refuse: "",
+            nodes,
+        };
+        let shell = FakeShell(log);
+        execute_with_api(&shell, Some(&api), &targets(), &fresh, &options(), &|_| {}).await
+    }
+
+    #[tokio::test]
+    async fn agents_are_read_ready_from_the_api_and_from_the_node_when_the_api_cannot_say() {
+        let log = Log::default();
+        let outcomes = fresh_install(&log, NodesSeen::ReadyOnThirdAsk).await;
+        assert!(
+            outcomes.values().all(|p| p.phase == Phase::Ready),
+            "{outcomes:?}"
+        );
+        // Not Ready twice, then Ready: polled through the API only, no probe on the node.
+        assert_eq!(
+            log.of("a1"),
+            ["start", "api-ready v1", "api-ready v1", "api-ready v1"]
+        );
+        assert_eq!(
+            log.of("s2"),
+            ["start", "ready"],
+            "servers are probed on the node"
+        );
+
+        let log = Log::default();
+        let outcomes = fresh_install(&log, NodesSeen::Unreachable).await;
+        assert!(
+            outcomes.values().all(|p| p.phase == Phase::Ready),
+            "{outcomes:?}"
+        );
+        assert_eq!(log.of("a2"), ["start", "api-ready v1", "ready"]);
     }
 }

@@ -46,6 +46,14 @@ pub trait NodeApi: Send + Sync {
 
     /// Every Node with whether its Ready condition is True.
     fn node_readiness<'a>(&'a self) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>>;
+
+    /// Ok when Node `node` exists, its Ready condition is True and its kubelet reports
+    /// `kubelet_version`; [`NodeApiError::NodeNotReady`] saying what it shows otherwise.
+    fn node_ready<'a>(
+        &'a self,
+        node: &'a str,
+        kubelet_version: &'a str,
+    ) -> BoxFuture<'a, Result<(), NodeApiError>>;
 }
 
 /// Failures of [`NodeApi`] operations; messages name the node and what was being done.
@@ -83,6 +91,9 @@ pub enum NodeApiError {
     /// `/readyz` answered, but not `ok`.
     #[error("the workload cluster's API is not ready: {0}")]
     NotReady(String),
+    /// The API answered, but the Node is absent, not Ready, or runs another kubelet version.
+    #[error("{0}")]
+    NodeNotReady(String),
     /// Pods were still on the node when the drain's time was up.
     #[error(
         "draining node {node} did not finish within {timeout:?}: {} still there: {}",
@@ -337,6 +348,42 @@ impl NodeApi for WorkloadCluster {
 
     fn node_readiness<'a>(&'a self) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>> {
         Box::pin(self.readiness())
+    }
+
+    fn node_ready<'a>(
+        &'a self,
+        node: &'a str,
+        kubelet_version: &'a str,
+    ) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        Box::pin(async move {
+            let nodes: Api<Node> = Api::all(self.client.clone());
+            let found = nodes
+                .get_opt(node)
+                .await
+                .map_err(|e| classify(format!("read node {node}"), e))?;
+            let Some(found) = found else {
+                return Err(NodeApiError::NodeNotReady(format!(
+                    "node {node} has not registered yet"
+                )));
+            };
+            let status = found.status.unwrap_or_default();
+            let ready = status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c.type_ == "Ready")
+                .map_or_else(|| "unknown".to_string(), |c| c.status);
+            let version = status.node_info.map(|i| i.kubelet_version);
+            if ready == "True" && version.as_deref() == Some(kubelet_version) {
+                Ok(())
+            } else {
+                Err(NodeApiError::NodeNotReady(format!(
+                    "node {node} is not Ready with {kubelet_version} yet (Ready: {ready}, \
+                     kubelet: {})",
+                    version.as_deref().unwrap_or("unknown")
+                )))
+            }
+        })
     }
 }
 

@@ -114,12 +114,29 @@ pub enum Action {
     RunWithInput(Script, Vec<u8>),
     /// Upload files (skipped per file when the node holds the same sha256).
     Upload(Vec<Upload>),
-    /// Poll a probe until it succeeds or the step times out.
-    WaitReady(Script),
+    /// Poll until the node is ready or the step times out: through the cluster's API when
+    /// `api_check` is set and the API can be reached (one request, no process on the node),
+    /// otherwise with `probe` over SSH.
+    WaitReady {
+        /// The readiness probe run on the node.
+        probe: Script,
+        /// The Node and kubelet version to check through the cluster's API instead (agents: a
+        /// server's readiness is its own API answering, which only the probe on it shows).
+        api_check: Option<ApiCheck>,
+    },
     /// Cordon the node and evict its pods through the cluster's API (not over SSH).
     Drain,
     /// Make the node schedulable again through the cluster's API (not over SSH).
     Uncordon,
+}
+
+/// A readiness check through the cluster's API: Node `node` Ready with `kubelet_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiCheck {
+    /// The Node's name.
+    pub node: String,
+    /// The kubelet version it must report.
+    pub kubelet_version: String,
 }
 
 /// One planned step.
@@ -268,7 +285,13 @@ pub fn build(
             (
                 StepKind::Ready,
                 start_digest.clone(),
-                Action::WaitReady(readiness(node.role, &node.name, version)),
+                Action::WaitReady {
+                    probe: readiness(node.role, &node.name, version),
+                    api_check: (node.role == Role::Agent).then(|| ApiCheck {
+                        node: node.name.clone(),
+                        kubelet_version: version.to_string(),
+                    }),
+                },
             ),
         ];
         let markers = observed.get(&node.name);

@@ -53,6 +53,23 @@ pub enum Stdin<'a> {
 }
 
 /// An authenticated connection to one node.
+/// Receives an upload on the node: `$1` directory, `$2` partial path, `$3` final path, `$4`
+/// expected sha256, `$5` mode, `$6` size. The stream is written and hashed at once (`tee`); a
+/// short write shows in the size. A mismatch removes the partial file and prints
+/// `mk8-mismatch <sha256> <size>`.
+const RECEIVE: &str = r#"set -e
+mkdir -p -- "$1"
+actual=$(tee -- "$2" | sha256sum | cut -d ' ' -f 1)
+size=$(wc -c < "$2" | tr -d ' ')
+if [ "$actual" != "$4" ] || [ "$size" != "$6" ]; then
+  rm -f -- "$2"
+  echo "mk8-mismatch $actual $size"
+  exit 3
+fi
+chmod -- "$5" "$2"
+mv -f -- "$2" "$3"
+"#;
+
 pub struct Session {
     handle: Handle<Verifier>,
     host: String,
@@ -323,8 +340,9 @@ impl Session {
             .map(|s| s.trim_start_matches('\\').to_ascii_lowercase()))
     }
 
-    /// Upload `local` to `remote` with `mode`, unless the node already holds that sha256; the
-    /// sha256 is re-computed on the node before the file takes its final name.
+    /// Upload `local` to `remote` with `mode`, unless the node already holds that sha256. The
+    /// node hashes the bytes as they arrive (one pass, overlapping the transfer) and checks the
+    /// size written; only a file that matches takes its final name.
     pub async fn upload(
         &self,
         local: &Path,
@@ -349,35 +367,39 @@ impl Session {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "/".into());
         let partial = format!("{remote}.mk8-partial");
-        let receive = Script::of(Cmd::new("mkdir").args(["-p", "--", &dir]))
-            .and(Cmd::new("cat"))
-            .stdout_to(&partial);
+        let receive = Script::of(Cmd::new("sh").args([
+            "-c",
+            RECEIVE,
+            "mk8-upload",
+            &dir,
+            &partial,
+            remote,
+            &expected,
+            mode,
+            &bytes.to_string(),
+        ]));
         let input = Stdin::File { file, path: local };
         let out = self
             .exec_as_root(&receive, input, timeout, "upload")
             .await?;
-        if !out.success() {
-            return Err(self.remote_error("receiving a file", &out));
-        }
-        let actual = self
-            .remote_sha256(&partial, timeout)
-            .await?
-            .unwrap_or_default();
-        if actual != expected {
-            let discard = Script::of(Cmd::new("rm").args(["-f", "--", &partial]));
-            let _ = self.run(&discard, timeout, "rm").await;
+        let text = out.stdout_text();
+        if let Some(found) = text.lines().find_map(|l| l.strip_prefix("mk8-mismatch ")) {
+            let mut found = found.split_whitespace();
+            let (actual, size) = (found.next().unwrap_or_default(), found.next());
             return Err(SshError::ChecksumMismatch {
                 host: self.host.clone(),
                 path: remote.to_string(),
                 expected,
-                actual,
+                actual: match size {
+                    Some(size) if size != bytes.to_string() => {
+                        format!("{actual} ({size} of {bytes} bytes written)")
+                    }
+                    _ => actual.to_string(),
+                },
             });
         }
-        let install = Script::of(Cmd::new("chmod").args([mode, "--", &partial]))
-            .and(Cmd::new("mv").args(["-f", "--", &partial, remote]));
-        let out = self.run(&install, timeout, "mv").await?;
         if !out.success() {
-            return Err(self.remote_error("moving an uploaded file into place", &out));
+            return Err(self.remote_error("receiving a file", &out));
         }
         Ok(Uploaded::Transferred { bytes })
     }

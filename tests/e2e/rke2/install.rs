@@ -68,16 +68,23 @@ pub fn targets_for(fleet: &Fleet, indices: &[usize]) -> Vec<Target> {
         .collect()
 }
 
-/// Observe, plan and execute once (for the benchmark).
+/// Observe, plan and execute once as the operator does (for the benchmark): every node of the
+/// plan prepares at once (the operator prepares `maxParallel` nodes at a time) and agents are
+/// read ready through `api` when given.
 pub async fn install_nodes(
     pool: &SshPool,
     fleet: &Fleet,
     release: &Release,
     roles: &[Role],
     targets: &[Target],
-    max_parallel: usize,
+    api: Option<&dyn NodeApi>,
 ) -> BTreeMap<String, Progress> {
-    install(pool, fleet, release, roles, targets, max_parallel).await
+    let options = Options {
+        prepare_parallel: targets.len(),
+        ..options()
+    };
+    let plan = plan_for(pool, fleet, release, roles, targets, targets.len()).await;
+    execute::execute_with_api(pool, api, targets, &plan, &options, &|_| {}).await
 }
 
 fn targets(fleet: &Fleet, count: usize) -> Vec<Target> {
@@ -98,6 +105,19 @@ async fn install(
     targets: &[Target],
     max_parallel: usize,
 ) -> BTreeMap<String, Progress> {
+    let plan = plan_for(pool, fleet, release, roles, targets, max_parallel).await;
+    execute::execute(pool as &dyn NodeShell, targets, &plan, &options(), &|_| {}).await
+}
+
+/// Observe the nodes and plan their install.
+async fn plan_for(
+    pool: &SshPool,
+    fleet: &Fleet,
+    release: &Release,
+    roles: &[Role],
+    targets: &[Target],
+    max_parallel: usize,
+) -> plan::Plan {
     let cache = ArtifactCache::new(fleet.dir().join("cache"));
     let verified = cache
         .release(&Source::Directory(release.dir.clone()), "canal")
@@ -105,8 +125,7 @@ async fn install(
         .expect("release verifies");
     let (observed, _) = execute::observe(pool, targets, Duration::from_secs(10)).await;
     let nodes = desired(fleet, roles);
-    let plan = plan::build(&nodes, &observed, &verified, VERSION, max_parallel);
-    execute::execute(pool as &dyn NodeShell, targets, &plan, &options(), &|_| {}).await
+    plan::build(&nodes, &observed, &verified, VERSION, max_parallel)
 }
 
 /// `(event, role, seconds)` lines the stand-ins and install.sh recorded on a node.
@@ -386,7 +405,7 @@ async fn a_host_key_learned_on_first_contact_is_reported() {
 }
 
 /// The cluster's API as the first server's rke2.yaml reaches it from this host.
-fn workload_api(fleet: &Fleet) -> WorkloadCluster {
+pub fn workload_api(fleet: &Fleet) -> WorkloadCluster {
     let rke2_yaml = fleet.nodes[0].read("/etc/rancher/rke2/rke2.yaml").unwrap();
     let endpoint = format!("https://{}:6443", fleet.nodes[0].address);
     WorkloadCluster::from_kubeconfig(&mk8::controller::cluster::rke2::point_at(
@@ -445,6 +464,14 @@ impl NodeApi for Recording {
     }
     fn node_readiness<'a>(&'a self) -> BoxFuture<'a, Result<BTreeMap<String, bool>, NodeApiError>> {
         self.inner.node_readiness()
+    }
+    fn node_ready<'a>(
+        &'a self,
+        node: &'a str,
+        kubelet_version: &'a str,
+    ) -> BoxFuture<'a, Result<(), NodeApiError>> {
+        self.record("node_ready", node);
+        self.inner.node_ready(node, kubelet_version)
     }
 }
 

@@ -254,6 +254,71 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
         "the pod on node-1 was not evicted by the drain before its restart"
     );
 
+    // The server that bootstrapped the cluster is recorded; taking it out of the spec (here:
+    // replaced by node-2) is refused while the nodes register through its address, and nothing
+    // is touched: it keeps running, node-2 gets nothing.
+    let servers_pool = cluster.get_json(&["-n", "fleet", "nodepool", "servers"]);
+    assert_eq!(
+        servers_pool["status"]["bootstrap"],
+        fleet.nodes[0].address.as_str()
+    );
+    let patch_servers = |hosts: Value| {
+        let patch = json!({"spec": {"ssh": {"hosts": hosts}}});
+        cluster.kubectl(&[
+            "patch",
+            "-n",
+            "fleet",
+            "nodepool",
+            "servers",
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ]);
+    };
+    let server_starts = starts(&fleet.nodes[0]);
+    patch_servers(json!([host(2)]));
+    let (_, _, message) = eventually("removing the bootstrap server refused", WAIT, || {
+        let p = cluster.get_json(&["-n", "fleet", "nodepool", "servers"]);
+        match condition(&p, "Ready") {
+            Some((s, r, m)) if r == "BootstrapServerRemoved" => Ok((s, r, m)),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        message.contains(&format!(
+            "host {} (node node-0) bootstrapped Cluster edge",
+            fleet.nodes[0].address
+        )) && message.contains("spec.rke2.registrationAddress"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        fleet.nodes[0]
+            .read("/var/lib/rancher/mk8-fixture-uninstalled")
+            .is_none()
+    );
+    assert_eq!(starts(&fleet.nodes[0]), server_starts);
+    assert!(
+        !fleet.nodes[2]
+            .host_path("/etc/rancher/rke2/config.yaml")
+            .exists()
+    );
+    patch_servers(json!([host(0)]));
+    eventually("the servers pool Ready again", WAIT, || {
+        let p = cluster.get_json(&["-n", "fleet", "nodepool", "servers"]);
+        match condition(&p, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        starts(&fleet.nodes[0]),
+        server_starts,
+        "the server restarted"
+    );
+
     // Deleting the Cluster removes its pools (agents first, then servers), uninstalls RKE2 from
     // every node it reached, and takes the Secrets it owns with it.
     cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=false"]);

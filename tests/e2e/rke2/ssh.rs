@@ -325,7 +325,12 @@ async fn uploads_are_verified_on_the_node_and_skipped_when_present() {
         ..upload
     };
     let err = pool.upload(&node, &wrong, T).await.unwrap_err();
-    assert!(matches!(err, SshError::ChecksumMismatch { .. }), "{err}");
+    // The digest the node computed of what it received is the data's.
+    let received = hex::encode(Sha256::digest(&data));
+    assert!(
+        matches!(&err, SshError::ChecksumMismatch { actual, .. } if actual == &received),
+        "{err}"
+    );
     assert!(!fleet.nodes[0].host_path(&wrong.remote).exists());
     assert!(
         !fleet.nodes[0]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mk8::providers::rke2::execute::Phase;
 use mk8::providers::rke2::plan::Role;
 use mk8::providers::ssh::SshPool;
+use mk8::providers::ssh::Uploaded;
 use mk8::providers::{NodeShell, Upload};
 use sha2::{Digest, Sha256};
 
@@ -140,40 +141,54 @@ async fn install_wall_time_and_upload_throughput() {
         sha256: hex::encode(Sha256::digest(&data)),
         mode: "0644".into(),
     };
-    let started = Instant::now();
-    pool.upload(&access, &upload, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let mk8_secs = started.elapsed().as_secs_f64();
     let key = fleet.dir().join("client_key");
     let known = fleet.dir().join("bench_known_hosts");
     std::fs::write(&known, &fleet.known_hosts).unwrap();
-    let started = Instant::now();
-    let scp = Command::new("scp")
-        .args([
-            "-q",
-            "-O",
-            "-i",
-            key.to_str().unwrap(),
-            "-o",
-            &format!("UserKnownHostsFile={}", known.display()),
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg(&blob)
-        .arg(format!(
-            "root@{}:/var/lib/rancher/throughput-scp.bin",
-            node.address
-        ))
-        .status()
-        .unwrap();
-    let scp_secs = started.elapsed().as_secs_f64();
-    assert!(scp.success());
     let mib = size as f64 / (1 << 20) as f64;
+    // Three rounds, alternating, so that both see the same machine; the median ratio is the one
+    // to quote.
     println!(
-        "\n| upload of 256 MiB | MiB/s |\n|---|---|\n| mk8 (russh, incl. sha256 check on the node) | {:.0} |\n| scp | {:.0} |\nmk8 / scp: {:.0} %",
-        mib / mk8_secs,
-        mib / scp_secs,
-        100.0 * scp_secs / mk8_secs
+        "\n| round | mk8 MiB/s (russh, hashed on the node) | scp MiB/s | mk8 / scp |\n|---|---|---|---|"
     );
+    let mut ratios = Vec::new();
+    for round in 1..=3 {
+        let _ = std::fs::remove_file(node.host_path(&upload.remote));
+        let started = Instant::now();
+        let sent = pool
+            .upload(&access, &upload, Duration::from_secs(600))
+            .await
+            .unwrap();
+        let mk8_secs = started.elapsed().as_secs_f64();
+        assert_eq!(sent, Uploaded::Transferred { bytes: size as u64 });
+        let started = Instant::now();
+        let scp = Command::new("scp")
+            .args([
+                "-q",
+                "-O",
+                "-i",
+                key.to_str().unwrap(),
+                "-o",
+                &format!("UserKnownHostsFile={}", known.display()),
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .arg(&blob)
+            .arg(format!(
+                "root@{}:/var/lib/rancher/throughput-scp.bin",
+                node.address
+            ))
+            .status()
+            .unwrap();
+        let scp_secs = started.elapsed().as_secs_f64();
+        assert!(scp.success());
+        let ratio = 100.0 * scp_secs / mk8_secs;
+        println!(
+            "| {round} | {:.0} | {:.0} | {ratio:.0} % |",
+            mib / mk8_secs,
+            mib / scp_secs
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("mk8 / scp, median of 3: {:.0} %", ratios[1]);
 }

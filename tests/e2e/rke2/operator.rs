@@ -146,16 +146,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     }
     let starts_before: Vec<usize> = fleet.nodes[..2].iter().map(starts).collect();
     let fewer = json!({"spec": {"ssh": {"hosts": [host(1), host(3)]}}});
-    cluster.kubectl(&[
-        "patch",
-        "-n",
-        "fleet",
-        "nodepool",
-        "agents",
-        "--type=merge",
-        "-p",
-        &fewer.to_string(),
-    ]);
+    merge_patch(&cluster, "nodepool/agents", &fewer);
     eventually("node-2 drained, deleted and uninstalled", WAIT, || {
         let p = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
         let listed: Vec<String> = p["status"]["nodes"]
@@ -199,16 +190,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     // the agents; every node is drained before its restart and the Nodes report the version.
     let next = "v1.33.2+rke2r1";
     let upgrade = json!({"spec": {"rke2": {"version": next}}});
-    cluster.kubectl(&[
-        "patch",
-        "-n",
-        "fleet",
-        "cluster",
-        "edge",
-        "--type=merge",
-        "-p",
-        &upgrade.to_string(),
-    ]);
+    merge_patch(&cluster, "cluster/edge", &upgrade);
     eventually("Cluster edge upgraded and Ready", WAIT, || {
         let c = cluster.get_json(&["-n", "fleet", "cluster", "edge"]);
         let agents = cluster.get_json(&["-n", "fleet", "nodepool", "agents"]);
@@ -263,17 +245,11 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
         fleet.nodes[0].address.as_str()
     );
     let patch_servers = |hosts: Value| {
-        let patch = json!({"spec": {"ssh": {"hosts": hosts}}});
-        cluster.kubectl(&[
-            "patch",
-            "-n",
-            "fleet",
-            "nodepool",
-            "servers",
-            "--type=merge",
-            "-p",
-            &patch.to_string(),
-        ]);
+        merge_patch(
+            &cluster,
+            "nodepool/servers",
+            &json!({"spec": {"ssh": {"hosts": hosts}}}),
+        );
     };
     let server_starts = starts(&fleet.nodes[0]);
     patch_servers(json!([host(2)]));
@@ -364,6 +340,12 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
 
     let _ = operator.stop.send(());
     let _ = operator.done.await;
+}
+
+/// `kubectl patch -n fleet <object> --type=merge -p <patch>`.
+fn merge_patch(cluster: &TestCluster, object: &str, patch: &Value) {
+    let patch = patch.to_string();
+    cluster.kubectl(&["patch", "-n", "fleet", object, "--type=merge", "-p", &patch]);
 }
 
 /// How many times the rke2 stand-in started on `node`.

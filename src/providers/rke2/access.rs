@@ -84,8 +84,8 @@ pub enum Bootstrap<'a> {
     /// The recorded bootstrap host has left the spec of every server pool but is still listed
     /// in its pool's status (being removed, or refused); that entry.
     Gone(&'a NodePool, &'a NodeStatus),
-    /// The recorded bootstrap host has been removed: every node joins through the Cluster's
-    /// registration address.
+    /// The recorded bootstrap host has been removed, or the pool that recorded it was deleted:
+    /// every node joins through the Cluster's registration address.
     Retired,
     /// No server pool has hosts yet.
     Unknown,
@@ -133,6 +133,17 @@ pub fn bootstrap<'a>(server_pools: &[&'a NodePool]) -> Bootstrap<'a> {
             Some(node) => Bootstrap::Gone(pool, node),
             None => Bootstrap::Retired,
         };
+    }
+    // No record, yet a server joined: the pool that recorded the bootstrap host is gone (a
+    // joining server cannot be Ready before the bootstrap server runs, and its pool records it
+    // as soon as its install begins). Nobody bootstraps again.
+    let joined = pools.iter().any(|p| {
+        let status = p.status.as_ref();
+        let nodes = status.map(|s| s.nodes.as_slice()).unwrap_or_default();
+        nodes.iter().any(|n| n.phase == "Ready")
+    });
+    if joined {
+        return Bootstrap::Retired;
     }
     pools
         .iter()
@@ -336,6 +347,9 @@ mod tests {
         }
         let gone = pool("servers", &["10.0.0.2"], Some("10.0.0.1"), &["10.0.0.2"]);
         assert!(matches!(bootstrap(&[&gone]), Bootstrap::Retired));
+        // The pool that recorded it was deleted: its joined peers do not bootstrap again.
+        let peers = pool("more-servers", &["10.0.0.3"], None, &["10.0.0.3"]);
+        assert!(matches!(bootstrap(&[&peers]), Bootstrap::Retired));
         // Without a recorded bootstrap host the registration address is the Cluster's only.
         let cluster = unregistered();
         assert_eq!(registration_address(&cluster, &Bootstrap::Retired), None);

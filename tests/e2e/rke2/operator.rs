@@ -33,27 +33,14 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     let operator = start_operator(&cluster).await;
     fleet.nodes[3].stop_sshd();
 
-    apply_stdin(
+    apply_edge(
         &cluster,
-        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
+        &fleet,
+        &mirror.url,
+        json!({"tlsSan": ["edge.test"]}),
+        json!({"labels": {"pool": "agents"}}),
     );
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet-ssh", "namespace": "fleet"},
-        "type": "kubernetes.io/ssh-auth",
-        "stringData": {"ssh-privatekey": fleet.client_key, "known_hosts": fleet.known_hosts}});
-    apply_stdin(&cluster, &secret.to_string());
-    let edge = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "edge", "namespace": "fleet"},
-        "spec": {"rke2": {"version": VERSION, "artifacts": {"baseURL": mirror.url},
-            "sshCredentialsSecretRef": {"name": "fleet-ssh"}, "tlsSan": ["edge.test"]}}});
-    apply_stdin(&cluster, &edge.to_string());
-    let host =
-        |i: usize| json!({"address": fleet.nodes[i].address, "nodeName": format!("node-{i}")});
-    let servers = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "servers", "namespace": "fleet"},
-        "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(0)], "stepTimeout": "60s"}}});
-    let agents = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "agents", "namespace": "fleet"},
-        "spec": {"clusterName": "edge", "ssh": {"role": "agent", "hosts": [host(1), host(2), host(3)],
-            "labels": {"pool": "agents"}, "stepTimeout": "60s"}}});
-    apply_stdin(&cluster, &servers.to_string());
-    apply_stdin(&cluster, &agents.to_string());
+    let host = |i: usize| host(&fleet, i);
 
     let c = eventually("Cluster edge Ready", WAIT, || {
         let c = cluster.get_json(&["-n", "fleet", "cluster", "edge"]);
@@ -342,6 +329,49 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     let _ = operator.done.await;
 }
 
+/// Host `i` of the fleet as a NodePool host, named `node-<i>`.
+fn host(fleet: &Fleet, i: usize) -> Value {
+    json!({"address": fleet.nodes[i].address, "nodeName": format!("node-{i}")})
+}
+
+/// Namespace `fleet`, the SSH credentials Secret, Cluster `edge` (installed from `mirror`, with
+/// `rke2` merged into `spec.rke2`), NodePool `servers` (node-0) and NodePool `agents` (node-1 to
+/// node-3, with `agents` merged into `spec.ssh`).
+fn apply_edge(cluster: &TestCluster, fleet: &Fleet, mirror: &str, rke2: Value, agents: Value) {
+    let merged = |mut base: Value, extra: Value| {
+        for (k, v) in extra.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        base
+    };
+    apply_stdin(
+        cluster,
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet-ssh", "namespace": "fleet"},
+        "type": "kubernetes.io/ssh-auth",
+        "stringData": {"ssh-privatekey": fleet.client_key, "known_hosts": fleet.known_hosts}});
+    let rke2 = merged(
+        json!({"version": VERSION, "artifacts": {"baseURL": mirror},
+            "sshCredentialsSecretRef": {"name": "fleet-ssh"}}),
+        rke2,
+    );
+    let edge = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": "edge", "namespace": "fleet"}, "spec": {"rke2": rke2}});
+    let servers = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "servers", "namespace": "fleet"},
+        "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(fleet, 0)], "stepTimeout": "60s"}}});
+    let ssh = merged(
+        json!({"role": "agent", "hosts": [host(fleet, 1), host(fleet, 2), host(fleet, 3)],
+            "stepTimeout": "60s"}),
+        agents,
+    );
+    let agents = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "agents", "namespace": "fleet"},
+        "spec": {"clusterName": "edge", "ssh": ssh}});
+    for object in [secret, edge, servers, agents] {
+        apply_stdin(cluster, &object.to_string());
+    }
+}
+
 /// `kubectl patch -n fleet <object> --type=merge -p <patch>`.
 fn merge_patch(cluster: &TestCluster, object: &str, patch: &Value) {
     let patch = patch.to_string();
@@ -486,28 +516,14 @@ async fn an_operator_killed_mid_install_converges_without_repeating_finished_ste
     let mirror = Mirror::serve(&release.dir).await;
     let cluster = TestCluster::with_mk8_crds().await;
     let operator = OperatorProcess::spawn(&cluster, fleet.dir(), "operator-1.log");
-    apply_stdin(
-        &cluster,
-        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fleet"}}"#,
-    );
-    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fleet-ssh", "namespace": "fleet"},
-        "type": "kubernetes.io/ssh-auth",
-        "stringData": {"ssh-privatekey": fleet.client_key, "known_hosts": fleet.known_hosts}});
-    apply_stdin(&cluster, &secret.to_string());
-    let edge = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "edge", "namespace": "fleet"},
-        "spec": {"rke2": {"version": VERSION, "artifacts": {"baseURL": mirror.url},
-            "sshCredentialsSecretRef": {"name": "fleet-ssh"}}}});
-    apply_stdin(&cluster, &edge.to_string());
-    let host =
-        |i: usize| json!({"address": fleet.nodes[i].address, "nodeName": format!("node-{i}")});
-    let servers = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "servers", "namespace": "fleet"},
-        "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(0)], "stepTimeout": "60s"}}});
     // One agent at a time, so that the kill lands while some agents are still to come.
-    let agents = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool", "metadata": {"name": "agents", "namespace": "fleet"},
-        "spec": {"clusterName": "edge", "ssh": {"role": "agent", "hosts": [host(1), host(2), host(3)],
-            "maxParallel": 1, "stepTimeout": "60s"}}});
-    apply_stdin(&cluster, &servers.to_string());
-    apply_stdin(&cluster, &agents.to_string());
+    apply_edge(
+        &cluster,
+        &fleet,
+        &mirror.url,
+        json!({}),
+        json!({"maxParallel": 1}),
+    );
 
     let marker = |node: &super::fleet::Node, step: &str| {
         node.host_path(&format!("/var/lib/rancher/rke2/.mk8/{step}"))

@@ -196,13 +196,7 @@ fn cluster_in(c: &eks::Cluster) -> EksCluster {
             .map(|h| h.issues())
             .unwrap_or_default()
             .iter()
-            .map(|i| {
-                format!(
-                    "{}: {}",
-                    i.code().map(|c| c.as_str()).unwrap_or("Issue"),
-                    i.message().unwrap_or_default()
-                )
-            })
+            .map(|i| issue_text(i.code().map(|c| c.as_str()), i.message()))
             .collect(),
     }
 }
@@ -229,15 +223,18 @@ fn nodegroup_in(n: &eks::Nodegroup) -> EksNodegroup {
             .map(|h| h.issues())
             .unwrap_or_default()
             .iter()
-            .map(|i| {
-                format!(
-                    "{}: {}",
-                    i.code().map(|c| c.as_str()).unwrap_or("Issue"),
-                    i.message().unwrap_or_default()
-                )
-            })
+            .map(|i| issue_text(i.code().map(|c| c.as_str()), i.message()))
             .collect(),
     }
+}
+
+/// A health issue of a cluster or node group as `<code>: <message>`.
+fn issue_text(code: Option<&str>, message: Option<&str>) -> String {
+    format!(
+        "{}: {}",
+        code.unwrap_or("Issue"),
+        message.unwrap_or_default()
+    )
 }
 
 /// `Ok(None)` for a not-found error.

@@ -81,6 +81,19 @@ impl Error {
     pub fn finalizer(e: kube::runtime::finalizer::Error<Error>) -> Self {
         Error::Finalizer(Box::new(e))
     }
+
+    /// Why a deletion waits, when this error is a blocked cleanup (directly or inside the
+    /// finalizer's error).
+    pub fn cleanup_blocked(&self) -> Option<&str> {
+        match self {
+            Error::CleanupBlocked(why) => Some(why),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::CleanupFailed(e) => e.cleanup_blocked(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Result of a reconcile.

@@ -78,6 +78,7 @@ where
 {
     let started = Instant::now();
     let object_key = key(obj.as_ref());
+    let reference = obj.object_ref(&());
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let inner = ctx.clone();
     let result = finalizer(&api, FINALIZER, obj, |event| async move {
@@ -89,6 +90,11 @@ where
     .await
     .map_err(Error::finalizer);
     ctx.metrics.observe(controller, started.elapsed());
+    // A deletion that waits says why on the object (`kubectl describe`, `kubectl get events`).
+    if let Some(why) = result.as_ref().err().and_then(Error::cleanup_blocked) {
+        ctx.event(&reference, true, "DeletionBlocked", why.to_string())
+            .await;
+    }
     if result.is_ok() {
         ctx.succeeded(&object_key);
     }

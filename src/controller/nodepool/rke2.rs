@@ -633,20 +633,44 @@ pub async fn cleanup(
         return Ok(Some(kube::runtime::controller::Action::await_change()));
     };
     if ssh.role == NodeRole::Server {
-        let agents: Vec<String> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+        let siblings: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
             .list(&kube::api::ListParams::default())
             .await?
             .items
-            .iter()
-            .filter(|p| p.spec.cluster_name == pool.spec.cluster_name)
-            .filter(|p| {
-                p.spec
-                    .ssh
-                    .as_ref()
-                    .is_some_and(|s| s.role == NodeRole::Agent)
-            })
-            .map(|p| p.name_any())
+            .into_iter()
+            .filter(|p| p.spec.cluster_name == pool.spec.cluster_name && p.uid() != pool.uid())
             .collect();
+        // Sibling pools of `role`; with `staying`, only those not being deleted.
+        let pools_of = |role: NodeRole, staying: bool| -> Vec<String> {
+            siblings
+                .iter()
+                .filter(|p| p.spec.ssh.as_ref().is_some_and(|s| s.role == role))
+                .filter(|p| !staying || p.metadata.deletion_timestamp.is_none())
+                .map(|p| p.name_any())
+                .collect()
+        };
+        // The servers of the pools that stay register through the bootstrap host's address.
+        let staying = pools_of(NodeRole::Server, true);
+        let bootstrap = pool.status.as_ref().and_then(|s| s.bootstrap.as_deref());
+        let registration = cluster
+            .spec
+            .rke2
+            .as_ref()
+            .and_then(|r| r.registration_address.as_deref());
+        if let (Some(address), None, false) = (bootstrap, registration, staying.is_empty())
+            && cluster.metadata.deletion_timestamp.is_none()
+        {
+            return Err(Error::CleanupBlocked(format!(
+                "server pool {} holds host {address}, which bootstrapped Cluster {c}, and the \
+                 servers of {} register through its address: set spec.rke2.registrationAddress \
+                 of Cluster {c} to a load balancer or DNS name in front of the servers first, \
+                 or delete those pools too",
+                pool.name_any(),
+                staying.join(", "),
+                c = pool.spec.cluster_name,
+            )));
+        }
+        let agents = pools_of(NodeRole::Agent, false);
         if !agents.is_empty() {
             return Err(Error::CleanupBlocked(format!(
                 "server pool {} is removed after the agent pools of Cluster {}: waiting for {} to be deleted",

@@ -282,6 +282,51 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
         "the server restarted"
     );
 
+    // A second server pool joins node-2. Deleting the pool of the bootstrap server is then
+    // refused while node-2 registers through its address: the pool stays, an Event says why,
+    // nothing is uninstalled. (Deleting the Cluster below takes everything down in order.)
+    let servers_b = json!({"apiVersion": "mk8.io/v1alpha1", "kind": "NodePool",
+        "metadata": {"name": "servers-b", "namespace": "fleet"},
+        "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(2)], "stepTimeout": "60s"}}});
+    apply_stdin(&cluster, &servers_b.to_string());
+    eventually("servers-b joined", WAIT, || {
+        let p = cluster.get_json(&["-n", "fleet", "nodepool", "servers-b"]);
+        match condition(&p, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    cluster.kubectl(&[
+        "delete",
+        "-n",
+        "fleet",
+        "nodepool",
+        "servers",
+        "--wait=false",
+    ]);
+    eventually("deleting the bootstrap server's pool refused", WAIT, || {
+        let events = cluster.kubectl(&["get", "events.events.k8s.io", "-n", "fleet", "-o", "json"]);
+        let refused = format!(
+            "server pool servers holds host {}, which bootstrapped Cluster edge, and the servers of servers-b register through its address",
+            fleet.nodes[0].address
+        );
+        if events.contains("DeletionBlocked") && events.contains(&refused) {
+            Ok(())
+        } else {
+            Err(events)
+        }
+    })
+    .await;
+    let servers_pool = cluster.get_json(&["-n", "fleet", "nodepool", "servers"]);
+    assert!(servers_pool["metadata"]["deletionTimestamp"].is_string());
+    assert!(
+        fleet.nodes[0]
+            .read("/var/lib/rancher/mk8-fixture-uninstalled")
+            .is_none(),
+        "the bootstrap server was uninstalled"
+    );
+
     // Deleting the Cluster removes its pools (agents first, then servers), uninstalls RKE2 from
     // every node it reached, and takes the Secrets it owns with it.
     cluster.kubectl(&["delete", "-n", "fleet", "cluster", "edge", "--wait=false"]);

@@ -42,14 +42,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
     );
     let host = |i: usize| host(&fleet, i);
 
-    let c = eventually("Cluster edge Ready", WAIT, || {
-        let c = cluster.get_json(&["-n", "fleet", "cluster", "edge"]);
-        match condition(&c, "Ready") {
-            Some((s, _, _)) if s == "True" => Ok(c),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    let c = ready(&cluster, "cluster/edge").await;
     let endpoint = format!("https://{}:6443", fleet.nodes[0].address);
     assert_eq!(c["status"]["endpoint"], endpoint.as_str());
     assert_eq!(c["status"]["phase"], "Ready");
@@ -268,14 +261,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
             .exists()
     );
     patch_servers(json!([host(0)]));
-    eventually("the servers pool Ready again", WAIT, || {
-        let p = cluster.get_json(&["-n", "fleet", "nodepool", "servers"]);
-        match condition(&p, "Ready") {
-            Some((s, _, _)) if s == "True" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    ready(&cluster, "nodepool/servers").await;
     assert_eq!(
         starts(&fleet.nodes[0]),
         server_starts,
@@ -289,14 +275,7 @@ async fn the_operator_installs_a_cluster_reports_an_unreachable_agent_and_delete
         "metadata": {"name": "servers-b", "namespace": "fleet"},
         "spec": {"clusterName": "edge", "ssh": {"role": "server", "hosts": [host(2)], "stepTimeout": "60s"}}});
     apply_stdin(&cluster, &servers_b.to_string());
-    eventually("servers-b joined", WAIT, || {
-        let p = cluster.get_json(&["-n", "fleet", "nodepool", "servers-b"]);
-        match condition(&p, "Ready") {
-            Some((s, _, _)) if s == "True" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    ready(&cluster, "nodepool/servers-b").await;
     cluster.kubectl(&[
         "delete",
         "-n",
@@ -415,6 +394,18 @@ fn apply_edge(cluster: &TestCluster, fleet: &Fleet, mirror: &str, rke2: Value, a
     for object in [secret, edge, servers, agents] {
         apply_stdin(cluster, &object.to_string());
     }
+}
+
+/// Wait until `object` (such as `nodepool/servers`, in namespace fleet) is `Ready=True`; returns it.
+async fn ready(cluster: &TestCluster, object: &str) -> Value {
+    eventually(&format!("{object} Ready"), WAIT, || {
+        let o = cluster.get_json(&["-n", "fleet", object]);
+        match condition(&o, "Ready") {
+            Some((s, _, _)) if s == "True" => Ok(o),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
 }
 
 /// `kubectl patch -n fleet <object> --type=merge -p <patch>`.

@@ -336,6 +336,23 @@ impl NodePool {
         }
     }
 
+    /// The hosts of an SSH pool (none for an EKS pool).
+    pub fn ssh_hosts(&self) -> &[SshHost] {
+        self.spec
+            .ssh
+            .as_ref()
+            .map(|s| s.hosts.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The per-node progress in status (SSH pools).
+    pub fn node_statuses(&self) -> &[NodeStatus] {
+        self.status
+            .as_ref()
+            .map(|s| s.nodes.as_slice())
+            .unwrap_or_default()
+    }
+
     /// Number of nodes the spec asks for.
     pub fn desired_nodes(&self) -> i32 {
         match (&self.spec.eks, &self.spec.ssh) {

@@ -758,12 +758,7 @@ pub async fn cleanup(
 /// Turn the job's state into status (pure).
 fn summarise(pool: &NodePool, previous: &[NodeStatus], job: &JobState) -> Work {
     let (progress, result, finished) = (&job.progress, job.result.clone(), job.finished);
-    let hosts = pool
-        .spec
-        .ssh
-        .as_ref()
-        .map(|s| s.hosts.clone())
-        .unwrap_or_default();
+    let hosts = pool.ssh_hosts();
     let now = conditions::now();
     let since = |name: &str, phase: &str| {
         previous

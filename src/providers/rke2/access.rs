@@ -101,35 +101,36 @@ impl<'a> Bootstrap<'a> {
     }
 }
 
+/// Server pools sorted by name.
+fn by_name<'a>(server_pools: &[&'a NodePool]) -> Vec<&'a NodePool> {
+    let mut pools = server_pools.to_vec();
+    pools.sort_by_key(|p| p.metadata.name.clone());
+    pools
+}
+
+/// The first host of the first of `pools` that has hosts.
+fn first_host<'a>(pools: &[&'a NodePool]) -> Option<(&'a NodePool, &'a SshHost)> {
+    pools
+        .iter()
+        .find_map(|p| p.ssh_hosts().first().map(|h| (*p, h)))
+}
+
 /// Find the bootstrap host of a cluster from its server pools (spec and status).
 pub fn bootstrap<'a>(server_pools: &[&'a NodePool]) -> Bootstrap<'a> {
-    let mut pools: Vec<&'a NodePool> = server_pools.to_vec();
-    pools.sort_by_key(|p| p.metadata.name.clone());
-    let in_spec = |address: &str| {
-        pools.iter().find_map(|p| {
-            let hosts = p
-                .spec
-                .ssh
-                .as_ref()
-                .map(|s| s.hosts.as_slice())
-                .unwrap_or_default();
-            hosts.iter().find(|h| h.address == address).map(|h| (*p, h))
-        })
-    };
+    let pools = by_name(server_pools);
     let recorded = pools.iter().find_map(|p| {
         let address = p.status.as_ref()?.bootstrap.as_deref()?;
         Some((*p, address))
     });
     if let Some((pool, address)) = recorded {
-        if let Some((pool, host)) = in_spec(address) {
+        let in_spec = pools.iter().find_map(|p| {
+            let host = p.ssh_hosts().iter().find(|h| h.address == address);
+            host.map(|h| (*p, h))
+        });
+        if let Some((pool, host)) = in_spec {
             return Bootstrap::Host(pool, host);
         }
-        let nodes = pool
-            .status
-            .as_ref()
-            .map(|s| s.nodes.as_slice())
-            .unwrap_or_default();
-        return match nodes.iter().find(|n| n.address == address) {
+        return match pool.node_statuses().iter().find(|n| n.address == address) {
             Some(node) => Bootstrap::Gone(pool, node),
             None => Bootstrap::Retired,
         };
@@ -137,21 +138,13 @@ pub fn bootstrap<'a>(server_pools: &[&'a NodePool]) -> Bootstrap<'a> {
     // No record, yet a server joined: the pool that recorded the bootstrap host is gone (a
     // joining server cannot be Ready before the bootstrap server runs, and its pool records it
     // as soon as its install begins). Nobody bootstraps again.
-    let joined = pools.iter().any(|p| {
-        let status = p.status.as_ref();
-        let nodes = status.map(|s| s.nodes.as_slice()).unwrap_or_default();
-        nodes.iter().any(|n| n.phase == "Ready")
-    });
+    let joined = pools
+        .iter()
+        .any(|p| p.node_statuses().iter().any(|n| n.phase == "Ready"));
     if joined {
         return Bootstrap::Retired;
     }
-    pools
-        .iter()
-        .find_map(|p| {
-            let first = p.spec.ssh.as_ref().and_then(|s| s.hosts.first());
-            first.map(|h| Bootstrap::Host(p, h))
-        })
-        .unwrap_or(Bootstrap::Unknown)
+    first_host(&pools).map_or(Bootstrap::Unknown, |(p, h)| Bootstrap::Host(p, h))
 }
 
 /// The registration address: the spec's, else the bootstrap host's while it is in the spec.
@@ -170,15 +163,10 @@ pub fn kubeconfig_source<'a>(
     server_pools: &[&'a NodePool],
     bootstrap: &Bootstrap<'a>,
 ) -> Option<(&'a NodePool, &'a SshHost)> {
-    if let Bootstrap::Host(pool, host) = bootstrap {
-        return Some((pool, host));
+    match bootstrap {
+        Bootstrap::Host(pool, host) => Some((pool, host)),
+        _ => first_host(&by_name(server_pools)),
     }
-    let mut pools: Vec<&'a NodePool> = server_pools.to_vec();
-    pools.sort_by_key(|p| p.metadata.name.clone());
-    pools.into_iter().find_map(|p| {
-        let first = p.spec.ssh.as_ref().and_then(|s| s.hosts.first());
-        first.map(|h| (p, h))
-    })
 }
 
 /// The desired nodes of a pool, in joining order, with their rendered config.yaml.

@@ -306,12 +306,7 @@ impl WorkloadCluster {
             .items
             .into_iter()
             .map(|n| {
-                let ready = n
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                let ready = ready_status(&n) == Some("True");
                 (n.metadata.name.unwrap_or_default(), ready)
             })
             .collect())
@@ -366,25 +361,29 @@ impl NodeApi for WorkloadCluster {
                     "node {node} has not registered yet"
                 )));
             };
-            let status = found.status.unwrap_or_default();
-            let ready = status
-                .conditions
-                .unwrap_or_default()
-                .into_iter()
-                .find(|c| c.type_ == "Ready")
-                .map_or_else(|| "unknown".to_string(), |c| c.status);
-            let version = status.node_info.map(|i| i.kubelet_version);
-            if ready == "True" && version.as_deref() == Some(kubelet_version) {
+            let ready = ready_status(&found);
+            let version = found.status.as_ref().and_then(|s| s.node_info.as_ref());
+            let version = version.map(|i| i.kubelet_version.as_str());
+            if ready == Some("True") && version == Some(kubelet_version) {
                 Ok(())
             } else {
                 Err(NodeApiError::NodeNotReady(format!(
-                    "node {node} is not Ready with {kubelet_version} yet (Ready: {ready}, \
-                     kubelet: {})",
-                    version.as_deref().unwrap_or("unknown")
+                    "node {node} is not Ready with {kubelet_version} yet (Ready: {}, kubelet: {})",
+                    ready.unwrap_or("unknown"),
+                    version.unwrap_or("unknown")
                 )))
             }
         })
     }
+}
+
+/// The status of a Node's Ready condition (`True`, `False`, `Unknown`), if it reports one.
+fn ready_status(node: &Node) -> Option<&str> {
+    let conditions = node.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
 }
 
 /// Whether a drain must move `pod`: DaemonSet pods come back at once and mirror pods cannot be

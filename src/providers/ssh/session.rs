@@ -52,7 +52,6 @@ pub enum Stdin<'a> {
     },
 }
 
-/// An authenticated connection to one node.
 /// SHA-256 on the node, printed as `<hex> <name>`: OpenSSL when installed (SHA extensions make
 /// it several times faster than coreutils' `sha256sum`), else `sha256sum`.
 const HASH: &str = "hash() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r \"$@\"; else sha256sum \"$@\"; fi; }";
@@ -77,6 +76,7 @@ mv -f -- "$2" "$3"
 /// Prints the sha256 of `$1`; fails when it cannot be read.
 const SHA256_OF: &str = r#"[ -f "$1" ] && hash "$1""#;
 
+/// An authenticated connection to one node.
 pub struct Session {
     handle: Handle<Verifier>,
     host: String,

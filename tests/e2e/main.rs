@@ -6,5 +6,6 @@ mod crds;
 mod eks;
 mod leader;
 mod operator;
+mod peers;
 mod rke2;
 mod support;

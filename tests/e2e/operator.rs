@@ -63,7 +63,7 @@ pub(crate) async fn start_operator(cluster: &TestCluster) -> Operator {
     ]);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = stopped.map(|_| ()).shared();
-    let client = cluster.server.client().await.expect("client");
+    let client = cluster.client().await;
     let running = operator::start(config, client, shutdown)
         .await
         .expect("operator starts");

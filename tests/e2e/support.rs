@@ -6,15 +6,27 @@ use std::time::{Duration, Instant};
 
 use mk8::apiserver::{DevServer, DevServerConfig};
 
-/// A development API server with a kubeconfig file for kubectl.
+/// Which API server a management cluster of the tests is: `MK8_TEST_APISERVER=real` picks the
+/// real control plane (tests/peers), anything else (the default) the development API server.
+pub fn real_management_cluster() -> bool {
+    std::env::var("MK8_TEST_APISERVER").is_ok_and(|v| v == "real")
+}
+
+/// An API server with a kubeconfig file for kubectl: the development API server or the real
+/// control plane.
 pub struct TestCluster {
-    pub server: DevServer,
+    backend: Backend,
     pub kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
+enum Backend {
+    Dev(DevServer),
+    Real(crate::peers::ControlPlane),
+}
+
 impl TestCluster {
-    /// Start a server on a random port and write its kubeconfig.
+    /// Start a development API server on a random port and write its kubeconfig.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = DevServer::start(DevServerConfig::default())
@@ -25,21 +37,86 @@ impl TestCluster {
             .write_kubeconfig(&kubeconfig)
             .expect("kubeconfig written");
         Self {
-            server,
+            backend: Backend::Dev(server),
             kubeconfig,
             _dir: dir,
         }
     }
 
-    /// Start a server with mk8's CRDs installed.
-    pub async fn with_mk8_crds() -> Self {
-        let cluster = Self::start().await;
-        cluster
-            .server
-            .apply_manifests(&mk8::crdgen::all_yaml())
+    /// Start the real control plane (etcd, kube-apiserver, kube-controller-manager).
+    pub async fn start_real() -> Self {
+        let plane = tokio::task::spawn_blocking(crate::peers::ControlPlane::start)
             .await
-            .expect("mk8 CRDs install");
+            .expect("the control plane starts");
+        Self {
+            kubeconfig: plane.kubeconfig.clone(),
+            backend: Backend::Real(plane),
+            _dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A management cluster as [`real_management_cluster`] chooses.
+    pub async fn management() -> Self {
+        if real_management_cluster() {
+            Self::start_real().await
+        } else {
+            Self::start().await
+        }
+    }
+
+    /// A management cluster with mk8's CRDs installed (and Established).
+    pub async fn with_mk8_crds() -> Self {
+        let cluster = Self::management().await;
+        cluster.apply_manifests(&mk8::crdgen::all_yaml()).await;
         cluster
+    }
+
+    /// The development API server; panics for the real control plane.
+    pub fn server(&self) -> &DevServer {
+        match &self.backend {
+            Backend::Dev(server) => server,
+            Backend::Real(_) => panic!("this test needs the development API server"),
+        }
+    }
+
+    /// The real control plane, if this is one.
+    pub fn real(&self) -> Option<&crate::peers::ControlPlane> {
+        match &self.backend {
+            Backend::Real(plane) => Some(plane),
+            Backend::Dev(_) => None,
+        }
+    }
+
+    /// A kube-rs client with full rights.
+    pub async fn client(&self) -> kube::Client {
+        match &self.backend {
+            Backend::Dev(server) => server.client().await.expect("client"),
+            Backend::Real(plane) => plane.client().await,
+        }
+    }
+
+    /// Create or update every document of a multi-document YAML (server-side apply, forced);
+    /// CRDs among them are Established when this returns.
+    pub async fn apply_manifests(&self, yaml: &str) {
+        match &self.backend {
+            Backend::Dev(server) => server.apply_manifests(yaml).await.expect("manifests apply"),
+            Backend::Real(_) => {
+                apply_stdin_with(
+                    &self.kubeconfig,
+                    &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+                    yaml,
+                );
+                if yaml.contains("kind: CustomResourceDefinition") {
+                    self.kubectl(&[
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=60s",
+                        "crd",
+                        "--all",
+                    ]);
+                }
+            }
+        }
     }
 
     /// Run kubectl against this server; panics with stderr when it fails.
@@ -71,6 +148,35 @@ impl TestCluster {
         full.extend_from_slice(args);
         serde_json::from_str(&self.kubectl(&full)).expect("kubectl prints JSON")
     }
+}
+
+/// Run kubectl with `input` on standard input; panics with its output when it fails.
+pub fn apply_stdin_with(kubeconfig: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (is it on PATH?)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// Poll `check` until it returns `Some`, or panic after `timeout` with the last observation.

@@ -483,9 +483,21 @@ fn write_config() -> Script {
         .and(Cmd::new("mv").args(["-f", &partial, CONFIG_PATH]))
 }
 
-/// Run install.sh from the uploaded files, offline.
+/// Run install.sh from the uploaded files, offline. RKE2's installer ends with `systemctl
+/// daemon-reload` unless `INSTALL_RKE2_SKIP_RELOAD` is set, and that call fails (exit 1) on a host
+/// where systemd does not run, so the variable is set there — the same test as [`start`] makes.
 fn install(dir: &str, role: Role, version: &str) -> Script {
-    Script::of(Cmd::new("env").args([
+    let script = r#"
+if ! { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }; then
+  INSTALL_RKE2_SKIP_RELOAD=true; export INSTALL_RKE2_SKIP_RELOAD
+fi
+exec "$@"
+"#;
+    Script::of(Cmd::new("sh").args([
+        "-c".to_string(),
+        script.to_string(),
+        "mk8-install".into(),
+        "env".into(),
         format!("INSTALL_RKE2_ARTIFACT_PATH={dir}"),
         format!("INSTALL_RKE2_TYPE={}", role.as_str()),
         format!("INSTALL_RKE2_VERSION={version}"),

@@ -46,7 +46,7 @@ impl Env {
     pub async fn start() -> Self {
         operator::telemetry::init("info", operator::config::LogFormat::Text);
         let k8s = TestCluster::with_mk8_crds().await;
-        let client = k8s.server.client().await.expect("client");
+        let client = k8s.client().await;
         k8s.kubectl(&["create", "namespace", NS]);
         let moto = Moto::start().await;
         let proxy = Proxy::start(moto.addr).await;

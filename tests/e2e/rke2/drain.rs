@@ -92,7 +92,7 @@ async fn unschedulable(client: &kube::Client, name: &str) -> Option<bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_evicts_workloads_and_leaves_daemonset_and_mirror_pods() {
     let cluster = TestCluster::start().await;
-    let client = cluster.server.client().await.expect("client");
+    let client = cluster.client().await;
     namespaces(&client, &["team-a", "team-b", "kube-system"]).await;
     node(&client, "worker-1", json!({})).await;
     node(&client, "worker-2", json!({})).await;
@@ -174,7 +174,7 @@ async fn drain_evicts_workloads_and_leaves_daemonset_and_mirror_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_held_by_a_finalizer_makes_the_drain_time_out_naming_it() {
     let cluster = TestCluster::start().await;
-    let client = cluster.server.client().await.expect("client");
+    let client = cluster.client().await;
     namespaces(&client, &["team-a"]).await;
     node(&client, "worker-1", json!({})).await;
     pod(
@@ -222,7 +222,7 @@ async fn a_pod_held_by_a_finalizer_makes_the_drain_time_out_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubeconfig_reaches_the_api_and_readiness_reads_the_ready_condition() {
     let cluster = TestCluster::start().await;
-    let client = cluster.server.client().await.expect("client");
+    let client = cluster.client().await;
     let condition = |status: &str| json!({"conditions": [{"type": "Ready", "status": status}]});
     node(&client, "ready", condition("True")).await;
     node(&client, "not-ready", condition("False")).await;
@@ -235,7 +235,7 @@ async fn a_kubeconfig_reaches_the_api_and_readiness_reads_the_ready_condition() 
     )
     .await;
 
-    let api = WorkloadCluster::from_kubeconfig(&cluster.server.kubeconfig()).expect("kubeconfig");
+    let api = WorkloadCluster::from_kubeconfig(&cluster.server().kubeconfig()).expect("kubeconfig");
     api.readyz().await.expect("readyz");
     let readiness = api.node_readiness().await.expect("readiness");
     assert_eq!(
@@ -292,7 +292,7 @@ async fn an_unreachable_api_and_a_broken_kubeconfig_are_told_apart() {
     // that is not "unreachable".
     let cluster = TestCluster::start().await;
     let untrusted =
-        WorkloadCluster::from_kubeconfig(&kubeconfig_for(&cluster.server.url())).unwrap();
+        WorkloadCluster::from_kubeconfig(&kubeconfig_for(&cluster.server().url())).unwrap();
     let err = untrusted.readyz().await.expect_err("untrusted certificate");
     assert!(!err.is_unreachable(), "{err:?}");
     assert!(

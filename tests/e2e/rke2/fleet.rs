@@ -71,10 +71,25 @@ impl Node {
         panic!("{inside} is not inside a private directory of the test node");
     }
 
-    /// Stop the node's sshd (the node becomes unreachable: connections are refused).
+    /// Stop the node's sshd and wait until it is gone and connections to it are refused: a
+    /// signal sent is not a process stopped.
     pub fn stop_sshd(&self) {
-        if let Ok(pid) = std::fs::read_to_string(self.root.join("sshd.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+        let Ok(pid) = std::fs::read_to_string(self.root.join("sshd.pid")) else {
+            return;
+        };
+        let pid = pid.trim().to_string();
+        let _ = Command::new("kill").arg(&pid).status();
+        let addr: SocketAddr = format!("{}:22", self.address).parse().unwrap();
+        let started = Instant::now();
+        while process_alive(&pid)
+            || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "sshd {pid} of {} still runs or accepts connections 10 s after SIGTERM",
+                self.netns
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -415,6 +430,17 @@ fn allocate_subnet() -> u32 {
         }
     }
     panic!("the test fleet ran out of 10.77.x.0/24 subnets ({CLAIMS} has 250 live claims)");
+}
+
+/// Whether a process exists and is not a zombie waiting to be reaped.
+fn process_alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name: `pid (comm) S ...`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 fn keygen(path: &Path, comment: &str) {

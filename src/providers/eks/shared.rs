@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{AwsCredentials, AwsError, ErrorKind, Target};
@@ -96,6 +97,24 @@ pub fn failure_annotations(
         RETRY_AFTER_ANNOTATION: retry_after.to_rfc3339(),
         LAST_FAILURE_ANNOTATION: reason,
     }}})
+}
+
+/// Merge `patch` (annotations) into `obj`.
+pub async fn annotate<K>(env: &Env, obj: &K, patch: &serde_json::Value) -> Result<()>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    Api::<K>::namespaced(env.client.clone(), &obj.namespace().unwrap_or_default())
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await?;
+    Ok(())
 }
 
 /// An AWS failure as a reconcile error (retried with backoff).

@@ -19,8 +19,8 @@ use crate::api::cluster::AccessEntry;
 use crate::api::{Cluster, Phase};
 use crate::providers::ClusterOutcome;
 use crate::providers::eks::shared::{
-    POLL, RECHECK, done_or_in_use, failure_annotations, rejected, retryable, target, unavailable,
-    with_ready,
+    POLL, RECHECK, annotate, done_or_in_use, failure_annotations, rejected, retryable, target,
+    unavailable, with_ready,
 };
 use crate::providers::eks::{
     AwsError, ClusterRequest, EksApi, EksCluster, ErrorKind, NetworkRequest, Target, kubeconfig,
@@ -179,16 +179,7 @@ impl Act<'_> {
         done_or_in_use(self.driver.delete_cluster(self.target, &found.name).await)
             .map_err(retryable)?;
         let patch = failure_annotations(failures, wait, &reason, Utc::now());
-        Api::<Cluster>::namespaced(
-            self.env.client.clone(),
-            &self.cluster.namespace().unwrap_or_default(),
-        )
-        .patch(
-            &self.cluster.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+        annotate(self.env, self.cluster, &patch).await?;
         let what = format!("EKS cluster {} in {}", self.name, self.target.region);
         let message = format!(
             "AWS reports {what} FAILED: {reason}; deleted it, creating it again in {}s (failure {failures})",
@@ -305,16 +296,7 @@ impl Act<'_> {
         }
         let patch =
             serde_json::json!({"metadata": {"annotations": {ACCESS_ENTRIES_ANNOTATION: digest}}});
-        Api::<Cluster>::namespaced(
-            self.env.client.clone(),
-            &self.cluster.namespace().unwrap_or_default(),
-        )
-        .patch(
-            &self.cluster.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+        annotate(self.env, self.cluster, &patch).await?;
         Ok(None)
     }
 

@@ -9,15 +9,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{Cluster, NodePool};
 use crate::providers::PoolOutcome;
 use crate::providers::eks::shared::{
-    POLL, RECHECK, done_or_in_use, failure_annotations, rejected, retryable, target, unavailable,
-    with_ready,
+    POLL, RECHECK, annotate, done_or_in_use, failure_annotations, rejected, retryable, target,
+    unavailable, with_ready,
 };
 use crate::providers::eks::{AwsError, EksApi, Target, plan};
 use crate::reconcile::conditions::{Desired, types};
@@ -236,16 +235,7 @@ impl Act<'_> {
             .await
             .map_err(retryable)?;
         let pool = self.pool;
-        Api::<NodePool>::namespaced(
-            self.env.client.clone(),
-            &pool.namespace().unwrap_or_default(),
-        )
-        .patch(
-            &pool.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+        annotate(self.env, pool, &patch).await?;
         self.env
             .event(
                 &pool.object_ref(&()),

@@ -24,7 +24,7 @@ use crate::reconcile::error::Result;
 mod readiness;
 
 pub use readiness::point_at;
-use readiness::{installed_nodes, nodes_ready, versions};
+use readiness::{installed_nodes, is_server_pool, nodes_ready, versions};
 
 /// Reasons of the RKE2 stage.
 pub mod reasons {
@@ -98,12 +98,7 @@ async fn control_plane(
         .collect();
     let pools: Vec<NodePool> = all_pools
         .iter()
-        .filter(|p| {
-            p.spec
-                .ssh
-                .as_ref()
-                .is_some_and(|s| s.role == NodeRole::Server)
-        })
+        .filter(|p| is_server_pool(p))
         .cloned()
         .collect();
     let server_pools: Vec<&NodePool> = pools.iter().collect();

@@ -5,18 +5,21 @@ use std::collections::BTreeMap;
 use crate::api::nodepool::NodeRole;
 use crate::api::{NodePool, Phase};
 
+/// Whether `pool` holds RKE2 servers.
+pub(super) fn is_server_pool(pool: &NodePool) -> bool {
+    pool.spec
+        .ssh
+        .as_ref()
+        .is_some_and(|s| s.role == NodeRole::Server)
+}
+
 /// The version the server pools agree on, and `Upgrading` while any pool that converged before
 /// runs another version than the spec's (pure).
 pub(super) fn versions(pools: &[NodePool], wanted: &str, phase: Phase) -> (Option<String>, Phase) {
     let version_of = |p: &NodePool| p.status.as_ref().and_then(|s| s.version.clone());
     let servers: Vec<Option<String>> = pools
         .iter()
-        .filter(|p| {
-            p.spec
-                .ssh
-                .as_ref()
-                .is_some_and(|s| s.role == NodeRole::Server)
-        })
+        .filter(|p| is_server_pool(p))
         .map(version_of)
         .collect();
     let agreed = match servers.first() {

@@ -6,5 +6,9 @@ pub mod apiserver;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;
+#[cfg(test)]
+mod layers;
 pub mod operator;
 pub mod providers;
+pub mod reconcile;
+pub mod selector;

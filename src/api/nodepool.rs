@@ -362,3 +362,22 @@ impl NodePool {
         }
     }
 }
+
+/// The Kubernetes node name of a host: its `nodeName`, else its address made DNS-safe.
+pub fn node_name(host: &SshHost) -> String {
+    host.node_name.clone().unwrap_or_else(|| {
+        host.address
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_string()
+    })
+}

@@ -226,7 +226,7 @@ fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
                 } else {
                     k.clone()
                 };
-                if super::selector::LabelSelector::parse(&selector).is_err() || !v.is_string() {
+                if crate::selector::LabelSelector::parse(&selector).is_err() || !v.is_string() {
                     causes.push(Cause::new(
                         "FieldValueInvalid",
                         format!("metadata.{field}"),

@@ -29,7 +29,6 @@ mod read;
 mod registry;
 mod router;
 mod schema;
-pub mod selector;
 mod server;
 mod state;
 mod status;

@@ -8,10 +8,10 @@ use hyper::Response;
 use serde_json::{Value, json};
 
 use super::http::{ApiRequest, Body, Query, full, json_response};
-use super::selector::{FieldSelector, LabelSelector};
 use super::state::{State, Target};
 use super::status::{ApiError, ApiResult};
 use super::table;
+use crate::selector::{FieldSelector, LabelSelector};
 
 /// Parsed list/watch filters.
 pub struct Filters {

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use super::error::{Error, backoff_delay};
 use super::metrics::Metrics;
 use crate::providers::Providers;
+use crate::reconcile::env::Env;
+use crate::reconcile::error::{Error, backoff_delay};
 
-/// Field manager of every write the operator makes (server-side apply).
-pub const FIELD_MANAGER: &str = "mk8-operator";
+pub use crate::reconcile::env::FIELD_MANAGER;
 
 /// Finalizer on kinds that own external state.
 pub const FINALIZER: &str = "mk8.io/cleanup";
@@ -25,12 +24,10 @@ pub struct Capabilities {
     pub cluster_profiles: bool,
 }
 
-/// Shared state of all controllers.
+/// Shared state of all controllers; it derefs to the [`Env`] (client, Events) every stage gets.
 pub struct Context {
-    /// Client of the management cluster.
-    pub client: Client,
-    /// Publishes Kubernetes Events.
-    pub recorder: Recorder,
+    /// The management cluster's API and Event recorder.
+    pub env: Env,
     /// Controller metrics.
     pub metrics: Arc<Metrics>,
     /// Provider drivers compiled into this operator.
@@ -49,16 +46,8 @@ impl Context {
         providers: Providers,
         capabilities: Capabilities,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: FIELD_MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
         Self {
-            client,
-            recorder,
+            env: Env::new(client),
             metrics,
             providers,
             capabilities,
@@ -93,29 +82,13 @@ impl Context {
         tracing::warn!(controller, object = key, category = category.as_str(), attempt, error = %error, "reconcile failed");
         backoff_delay(category, attempt, rand::random::<f64>())
     }
+}
 
-    /// Publish an Event about `reference`; a failure to publish is logged, never fatal.
-    pub async fn event(
-        &self,
-        reference: &k8s_openapi::api::core::v1::ObjectReference,
-        warning: bool,
-        reason: &str,
-        note: String,
-    ) {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
-            tracing::debug!(error = %e, reason, "could not publish event");
-        }
+impl std::ops::Deref for Context {
+    type Target = Env;
+
+    fn deref(&self) -> &Env {
+        &self.env
     }
 }
 
@@ -171,5 +144,25 @@ mod tests {
             ctx.retry_after("stack", "fleet/s", &invalid),
             Action::await_change()
         );
+    }
+
+    #[tokio::test]
+    async fn two_operators_in_one_process_share_neither_jobs_nor_artifact_cache() {
+        use crate::operator::{OperatorConfig, providers};
+        let operator = |cache: &str| {
+            let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+            let client = Client::try_from(config).expect("a client needs no connection to exist");
+            let metrics = Arc::new(Metrics::register(&mut Registry::default()));
+            let config = OperatorConfig::from_args(&["--artifact-cache", cache]);
+            Context::new(client, metrics, providers(&config), Capabilities::default())
+        };
+        let (a, b) = (operator("/tmp/mk8-a"), operator("/tmp/mk8-b"));
+        let (a, b) = (
+            a.providers.rke2.as_ref().expect("RKE2 is always on"),
+            b.providers.rke2.as_ref().expect("RKE2 is always on"),
+        );
+        assert!(!std::ptr::eq(a.jobs(), b.jobs()));
+        assert_eq!(a.artifact_cache(), std::path::Path::new("/tmp/mk8-a"));
+        assert_eq!(b.artifact_cache(), std::path::Path::new("/tmp/mk8-b"));
     }
 }

@@ -4,14 +4,13 @@
 //! pure, `mod.rs` reads like a table of contents); this file wires them to kube-runtime.
 
 pub mod cluster;
-pub mod conditions;
 pub mod context;
-pub mod error;
 pub mod metrics;
 pub mod nodepool;
 pub mod stack;
-pub mod status;
 pub mod view;
+
+pub use crate::reconcile::{conditions, error, status};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Command-line flags of `mk8-operator` (also read by the Helm chart test).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
@@ -61,6 +62,15 @@ pub struct OperatorConfig {
     /// Treatment of unknown SSH host keys.
     #[arg(long, env = "MK8_SSH_KNOWN_HOSTS_POLICY", value_enum, default_value_t = KnownHostsPolicy::Strict)]
     pub ssh_known_hosts_policy: KnownHostsPolicy,
+    /// Directory where verified RKE2 release files are cached (default: `mk8-artifacts` in the
+    /// temporary directory).
+    #[arg(long, env = "MK8_ARTIFACT_CACHE", default_value_os_t = default_artifact_cache())]
+    pub artifact_cache: PathBuf,
+}
+
+/// The artifact cache of a start without `--artifact-cache`.
+fn default_artifact_cache() -> PathBuf {
+    std::env::temp_dir().join("mk8-artifacts")
 }
 
 impl OperatorConfig {
@@ -86,6 +96,18 @@ mod tests {
         assert!(c.leader_election);
         assert_eq!(c.ssh_known_hosts_policy, KnownHostsPolicy::Strict);
         assert_eq!(c.admin_addr.port(), 8080);
+    }
+
+    #[test]
+    fn the_artifact_cache_defaults_under_the_temp_dir_and_can_be_moved() {
+        let c = OperatorConfig::try_parse_from(["mk8-operator"]).unwrap();
+        if std::env::var_os("MK8_ARTIFACT_CACHE").is_none() {
+            assert_eq!(c.artifact_cache, std::env::temp_dir().join("mk8-artifacts"));
+        }
+        let c =
+            OperatorConfig::try_parse_from(["mk8-operator", "--artifact-cache", "/var/cache/mk8"])
+                .unwrap();
+        assert_eq!(c.artifact_cache, PathBuf::from("/var/cache/mk8"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::controller::context::{Capabilities, Context};
 use crate::controller::metrics::Metrics;
 use crate::controller::{self, RunConfig};
 use crate::providers::Providers;
+use crate::providers::rke2::Rke2;
 use crate::providers::ssh::SshPool;
 pub use config::OperatorConfig;
 
@@ -96,10 +97,7 @@ where
         let ctx = Arc::new(Context::new(
             client,
             metrics,
-            Providers {
-                ssh: Some(Arc::new(SshPool::new(Duration::from_secs(15)))),
-                eks: eks_driver(&config),
-            },
+            providers(&config),
             capabilities,
         ));
         let run_config = RunConfig {
@@ -151,6 +149,18 @@ where
     Ok(Running { admin_addr, done })
 }
 
+/// The providers of an operator started with `config`: each gets its own drivers and state.
+pub fn providers(config: &OperatorConfig) -> Providers {
+    Providers {
+        #[cfg(feature = "eks")]
+        eks: eks_driver(config).map(crate::providers::eks::Eks::new),
+        rke2: Some(Rke2::new(
+            Arc::new(SshPool::new(Duration::from_secs(15))),
+            config.artifact_cache.clone(),
+        )),
+    }
+}
+
 /// The EKS driver of this build: the AWS SDK, pointed at `--aws-endpoint-url` when given. It is
 /// switched on by naming where AWS is (`--aws-region`/`AWS_REGION`, as IRSA and Pod Identity set
 /// it, or `--aws-endpoint-url`), so that an operator without AWS never calls out.
@@ -169,12 +179,6 @@ fn eks_driver(config: &OperatorConfig) -> Option<Arc<dyn crate::providers::EksAp
         "EKS provider enabled"
     );
     Some(Arc::new(driver))
-}
-
-/// This build has no EKS provider: Clusters with `spec.eks` say so in status.
-#[cfg(not(feature = "eks"))]
-fn eks_driver(_config: &OperatorConfig) -> Option<Arc<dyn crate::providers::EksApi>> {
-    None
 }
 
 /// Which optional APIs the management cluster serves.

@@ -1,15 +1,18 @@
-//! Provider drivers: the side effects of provisioning live behind these traits.
+//! Providers: one folder each (`eks/`, `rke2/`) holding everything of that provider, its
+//! drivers, pure planning stages and the reconcile stages that act on them; `ssh/` is the SSH
+//! driver RKE2 uses. The controllers see a provider through [`ClusterProvider`] and
+//! [`PoolProvider`] only.
 //!
 //! A provider missing from a build leaves the controllers saying so in status (`Ready=False`,
-//! reason `ProviderUnavailable`).
+//! reason `ProviderUnavailable`). This layer imports `api` and `reconcile`, never `controller`.
 
 #[cfg(feature = "eks")]
 pub mod eks;
+mod interface;
 pub mod rke2;
 pub mod ssh;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -18,13 +21,9 @@ use ssh::{ExecOutput, KeyVerdict, NodeAccess, Script, SshError, Uploaded};
 
 #[cfg(feature = "eks")]
 pub use eks::EksApi;
-
-/// Drives EKS control planes and node groups; this build has no EKS provider (feature `eks`).
-#[cfg(not(feature = "eks"))]
-pub trait EksApi: Send + Sync {
-    /// Human-readable description of the endpoint in use, for logs.
-    fn describe(&self) -> String;
-}
+pub use interface::{
+    ClusterOutcome, ClusterProvider, PoolOutcome, PoolProvider, Providers, Selected,
+};
 
 /// A file to place on a node, with the sha256 it must have there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,24 +71,4 @@ pub trait NodeShell: Send + Sync {
 
     /// Connect (if needed) and say how the node's host key was accepted.
     fn host_key<'a>(&'a self, node: &'a NodeAccess) -> BoxFuture<'a, Result<KeyVerdict, SshError>>;
-}
-
-/// The drivers this operator was started with.
-#[derive(Clone, Default)]
-pub struct Providers {
-    /// EKS driver, when available.
-    pub eks: Option<Arc<dyn EksApi>>,
-    /// SSH driver for RKE2, when available.
-    pub ssh: Option<Arc<dyn NodeShell>>,
-}
-
-impl Providers {
-    /// Whether the named provider (`eks` or `rke2`) is available.
-    pub fn has(&self, provider: &str) -> bool {
-        match provider {
-            "eks" => self.eks.is_some(),
-            "rke2" => self.ssh.is_some(),
-            _ => false,
-        }
-    }
 }

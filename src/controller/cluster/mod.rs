@@ -1,9 +1,9 @@
-//! Cluster controller: observe → validate → status. Provisioning arrives with the provider drivers.
+//! Cluster controller: observe → validate → the Cluster's provider → status.
+//!
+//! The provider named by the spec does the provisioning ([`ClusterProvider`]); this file only
+//! picks it and merges what it reports into the status validation derived.
 
-#[cfg(feature = "eks")]
-pub mod eks;
 mod observe;
-pub mod rke2;
 mod validate;
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::status::{self, current_conditions};
 use crate::api::{Cluster, ClusterStatus, Phase};
+use crate::providers::{ClusterOutcome, ClusterProvider, Selected};
 
 pub use validate::{Verdict, validate};
 
@@ -27,30 +28,12 @@ pub const NAME: &str = "cluster";
 pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
     let observed = observe::observe(&cluster, &ctx).await?;
     let mut verdict = validate(&cluster, &observed, &ctx.providers);
-    let validated = !verdict
-        .conditions
-        .iter()
-        .any(|c| c.type_ == conditions::types::READY);
-    let work = rke2::run(&cluster, &ctx, validated).await?;
-    #[cfg(feature = "eks")]
-    let (work, eks_version) = eks::run(&cluster, &ctx, validated, work).await?;
-    if let Some(work) = &work {
-        verdict.phase = work.phase;
-        verdict.conditions.push(work.ready.clone());
-        verdict.next_check = work.requeue;
-    }
-    let mut status = build_status(&cluster, &verdict);
-    if let Some(work) = work {
-        status.endpoint = work.endpoint.or(status.endpoint);
-        status.kubeconfig_secret_name = work
-            .kubeconfig_secret_name
-            .or(status.kubeconfig_secret_name);
-        status.kubernetes_version = work.version.or(status.kubernetes_version);
-    }
-    #[cfg(feature = "eks")]
-    if eks_version.is_some() {
-        status.kubernetes_version = eks_version;
-    }
+    let outcome = if verdict.lets_provider_act(&cluster) {
+        provision(&cluster, &ctx).await?
+    } else {
+        None
+    };
+    let status = build_status(&cluster, &mut verdict, outcome);
     status::publish(&ctx, cluster.as_ref(), status).await?;
     Ok(verdict
         .next_check
@@ -58,13 +41,26 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         .unwrap_or_else(Action::await_change))
 }
 
-/// Release what the Cluster owns outside Kubernetes before its finalizer goes.
-pub async fn cleanup(cluster: Arc<Cluster>, _ctx: Arc<Context>) -> Result<Action> {
-    #[cfg(feature = "eks")]
-    if let Some(action) = eks::cleanup(&cluster, &_ctx).await? {
-        return Ok(action);
+/// The Cluster's provider drives its control plane.
+async fn provision(cluster: &Cluster, ctx: &Context) -> Result<Option<ClusterOutcome>> {
+    match ctx.providers.select(cluster.provider()) {
+        Selected::Rke2(rke2) => rke2.reconcile(ctx, cluster).await,
+        #[cfg(feature = "eks")]
+        Selected::Eks(eks) => eks.reconcile(ctx, cluster).await,
+        // Not built in, not enabled, or not named: validation said so in Ready.
+        Selected::Unavailable(_) | Selected::Unnamed => Ok(None),
     }
-    if let Some(action) = rke2::cleanup(&cluster, &_ctx).await? {
+}
+
+/// Release what the Cluster owns outside Kubernetes before its finalizer goes.
+pub async fn cleanup(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
+    let released = match ctx.providers.select(cluster.provider()) {
+        Selected::Rke2(rke2) => rke2.cleanup(&ctx, &cluster).await?,
+        #[cfg(feature = "eks")]
+        Selected::Eks(eks) => eks.cleanup(&ctx, &cluster).await?,
+        Selected::Unavailable(_) | Selected::Unnamed => None,
+    };
+    if let Some(action) = released {
         return Ok(action);
     }
     // Nothing outside Kubernetes exists until a provider has recorded an endpoint.
@@ -77,10 +73,20 @@ pub async fn cleanup(cluster: Arc<Cluster>, _ctx: Arc<Context>) -> Result<Action
     }
 }
 
-fn build_status(cluster: &Cluster, verdict: &Verdict) -> ClusterStatus {
+/// The status from validation and what the provider reported (which owns Ready once it acts).
+fn build_status(
+    cluster: &Cluster,
+    verdict: &mut Verdict,
+    outcome: Option<ClusterOutcome>,
+) -> ClusterStatus {
+    if let Some(outcome) = &outcome {
+        verdict.phase = outcome.phase;
+        verdict.conditions.push(outcome.ready.clone());
+        verdict.next_check = outcome.requeue;
+    }
     let previous = cluster.status.clone().unwrap_or_default();
     let now = conditions::now();
-    ClusterStatus {
+    let mut status = ClusterStatus {
         phase: if cluster.metadata.deletion_timestamp.is_some() {
             Phase::Deleting
         } else {
@@ -95,7 +101,15 @@ fn build_status(cluster: &Cluster, verdict: &Verdict) -> ClusterStatus {
         ),
         observed_generation: cluster.metadata.generation,
         ..previous
+    };
+    if let Some(outcome) = outcome {
+        status.endpoint = outcome.endpoint.or(status.endpoint);
+        status.kubeconfig_secret_name = outcome
+            .kubeconfig_secret_name
+            .or(status.kubeconfig_secret_name);
+        status.kubernetes_version = outcome.version.or(status.kubernetes_version);
     }
+    status
 }
 
 /// How long to wait before looking again at a Cluster blocked on something outside its spec.

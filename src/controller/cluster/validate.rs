@@ -26,6 +26,15 @@ const AWS_KEYS: [&str; 2] = ["accessKeyId", "secretAccessKey"];
 /// Key an SSH credentials Secret must hold.
 const SSH_KEY: &str = "ssh-privatekey";
 
+impl Verdict {
+    /// Whether the provider takes over: validation left `Ready` to it (the spec is valid and
+    /// nothing blocks it), and the Cluster is neither paused nor being deleted.
+    pub fn lets_provider_act(&self, cluster: &Cluster) -> bool {
+        let validated = !self.conditions.iter().any(|c| c.type_ == types::READY);
+        validated && !cluster.spec.paused && cluster.metadata.deletion_timestamp.is_none()
+    }
+}
+
 /// Validate `cluster` against what was observed and the providers at hand.
 pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -> Verdict {
     let paused = paused_condition(cluster.spec.paused);

@@ -1,10 +1,9 @@
-//! NodePool controller: observe → validate → status. Node work arrives with the provider drivers.
+//! NodePool controller: observe → validate → the pool's provider → status.
+//!
+//! The provider the pool and its Cluster name does the node work ([`PoolProvider`]); this file
+//! only picks it and merges what it reports into the status validation derived.
 
-#[cfg(feature = "eks")]
-pub mod eks;
 mod observe;
-mod removal;
-pub mod rke2;
 mod validate;
 
 use std::sync::Arc;
@@ -17,9 +16,10 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::status::{self, current_conditions};
 use crate::api::{NodePool, NodePoolStatus};
+use crate::providers::{PoolOutcome, PoolProvider, Selected};
 
 pub use observe::Observed;
-pub use validate::{Verdict, node_name, validate};
+pub use validate::{Verdict, validate};
 
 /// Controller name in metrics and logs.
 pub const NAME: &str = "nodepool";
@@ -28,23 +28,12 @@ pub const NAME: &str = "nodepool";
 pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
     let observed = observe::observe(&pool, &ctx).await?;
     let mut verdict = validate(&pool, &observed, &ctx.providers);
-    let validated = !verdict
-        .conditions
-        .iter()
-        .any(|c| c.type_ == conditions::types::READY);
-    let work = rke2::run(&pool, &observed, &ctx, validated).await?;
-    #[cfg(feature = "eks")]
-    let work = eks::run(&pool, &observed, &ctx, validated, work).await?;
-    if let Some(work) = &work {
-        verdict.conditions.extend(work.conditions.iter().cloned());
-        verdict.next_check = work.requeue;
-    }
-    let mut status = build_status(&pool, &verdict);
-    if let Some(work) = work {
-        (status.nodes, status.ready) = (work.nodes, work.ready);
-        status.version = work.version.or(status.version);
-        status.bootstrap = status.bootstrap.or(work.bootstrap);
-    }
+    let outcome = if verdict.lets_provider_act(&pool) {
+        provision(&pool, &observed, &ctx).await?
+    } else {
+        None
+    };
+    let status = build_status(&pool, &mut verdict, outcome);
     status::publish(&ctx, pool.as_ref(), status).await?;
     Ok(verdict
         .next_check
@@ -52,13 +41,34 @@ pub async fn apply(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
         .unwrap_or_else(Action::await_change))
 }
 
-/// Release the pool's nodes before its finalizer goes.
-pub async fn cleanup(pool: Arc<NodePool>, _ctx: Arc<Context>) -> Result<Action> {
-    #[cfg(feature = "eks")]
-    if let Some(action) = eks::cleanup(&pool, &_ctx).await? {
-        return Ok(action);
+/// The pool's provider drives its nodes (once its Cluster exists).
+async fn provision(
+    pool: &NodePool,
+    observed: &Observed,
+    ctx: &Context,
+) -> Result<Option<PoolOutcome>> {
+    let Some(cluster) = &observed.cluster else {
+        return Ok(None);
+    };
+    let siblings = &observed.siblings;
+    match ctx.providers.select(pool.provider()) {
+        Selected::Rke2(rke2) => rke2.reconcile(ctx, pool, cluster, siblings).await,
+        #[cfg(feature = "eks")]
+        Selected::Eks(eks) => eks.reconcile(ctx, pool, cluster, siblings).await,
+        // Not built in, not enabled, or not named: validation said so in Ready.
+        Selected::Unavailable(_) | Selected::Unnamed => Ok(None),
     }
-    if let Some(action) = rke2::cleanup(&pool, &_ctx).await? {
+}
+
+/// Release the pool's nodes before its finalizer goes.
+pub async fn cleanup(pool: Arc<NodePool>, ctx: Arc<Context>) -> Result<Action> {
+    let released = match ctx.providers.select(pool.provider()) {
+        Selected::Rke2(rke2) => rke2.cleanup(&ctx, &pool).await?,
+        #[cfg(feature = "eks")]
+        Selected::Eks(eks) => eks.cleanup(&ctx, &pool).await?,
+        Selected::Unavailable(_) | Selected::Unnamed => None,
+    };
+    if let Some(action) = released {
         return Ok(action);
     }
     // Nodes only exist once a provider has joined them, which it records in status.
@@ -78,10 +88,21 @@ pub async fn cleanup(pool: Arc<NodePool>, _ctx: Arc<Context>) -> Result<Action> 
     )))
 }
 
-fn build_status(pool: &NodePool, verdict: &Verdict) -> NodePoolStatus {
+/// The status from validation and what the provider reported.
+fn build_status(
+    pool: &NodePool,
+    verdict: &mut Verdict,
+    outcome: Option<PoolOutcome>,
+) -> NodePoolStatus {
+    if let Some(outcome) = &outcome {
+        verdict
+            .conditions
+            .extend(outcome.conditions.iter().cloned());
+        verdict.next_check = outcome.requeue;
+    }
     let previous = pool.status.clone().unwrap_or_default();
     let now = conditions::now();
-    NodePoolStatus {
+    let mut status = NodePoolStatus {
         role: pool.role_name().map(str::to_string),
         desired: pool.desired_nodes(),
         conditions: conditions::merge(
@@ -92,5 +113,11 @@ fn build_status(pool: &NodePool, verdict: &Verdict) -> NodePoolStatus {
         ),
         observed_generation: pool.metadata.generation,
         ..previous
+    };
+    if let Some(outcome) = outcome {
+        (status.nodes, status.ready) = (outcome.nodes, outcome.ready);
+        status.version = outcome.version.or(status.version);
+        status.bootstrap = status.bootstrap.or(outcome.bootstrap);
     }
+    status
 }

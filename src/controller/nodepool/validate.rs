@@ -7,6 +7,7 @@ use kube::ResourceExt;
 
 use super::observe::Observed;
 use crate::api::NodePool;
+use crate::api::nodepool::node_name;
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::providers::Providers;
 
@@ -21,6 +22,15 @@ pub struct Verdict {
 
 /// How long to wait before looking again at a pool blocked on its Cluster.
 const BLOCKED_RECHECK: Duration = Duration::from_secs(30);
+
+impl Verdict {
+    /// Whether the provider takes over: validation left `Ready` to it (the spec is valid and
+    /// nothing blocks it), and the NodePool is neither paused nor being deleted.
+    pub fn lets_provider_act(&self, pool: &NodePool) -> bool {
+        let validated = !self.conditions.iter().any(|c| c.type_ == types::READY);
+        validated && !pool.spec.paused && pool.metadata.deletion_timestamp.is_none()
+    }
+}
 
 /// Validate `pool` against its Cluster, its sibling pools and the providers at hand.
 pub fn validate(pool: &NodePool, observed: &Observed, providers: &Providers) -> Verdict {
@@ -140,25 +150,6 @@ fn host_problem(pool: &NodePool, siblings: &[NodePool]) -> Option<String> {
         }
     }
     None
-}
-
-/// The Kubernetes node name of a host: its `nodeName`, else its address made DNS-safe.
-pub fn node_name(host: &crate::api::nodepool::SshHost) -> String {
-    host.node_name.clone().unwrap_or_else(|| {
-        host.address
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>()
-            .trim_matches('-')
-            .to_string()
-    })
 }
 
 #[cfg(test)]

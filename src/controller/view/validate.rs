@@ -1,8 +1,8 @@
 //! Semantic validation of a ClusterProfileView (pure).
 
 use crate::api::ClusterProfileView;
-use crate::apiserver::selector::LabelSelector;
 use crate::controller::conditions::{Desired, reasons, types};
+use crate::selector::LabelSelector;
 
 /// Conditions for `view`; `inventory` tells whether the ClusterProfile API is served.
 pub fn validate(view: &ClusterProfileView, inventory: bool) -> Vec<Desired> {

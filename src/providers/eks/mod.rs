@@ -1,17 +1,29 @@
-//! EKS driver: the plain-data interface the controllers use ([`EksApi`]) and its AWS SDK
-//! implementation ([`SdkEks`]).
+//! EKS: the plain-data driver interface ([`EksApi`]) and its AWS SDK implementation
+//! ([`SdkEks`]), the request builders ([`plan`], pure), and the reconcile stages of Clusters
+//! ([`cluster`]) and NodePools ([`pool`]) with what they share ([`shared`]).
 
+pub mod cluster;
 pub mod kubeconfig;
 mod network;
 pub mod plan;
+pub mod pool;
 mod sdk;
+pub mod shared;
 pub mod token;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use kube::runtime::controller::Action;
+
+use crate::api::{Cluster, NodePool};
+use crate::providers::{ClusterOutcome, ClusterProvider, PoolOutcome, PoolProvider};
+use crate::reconcile::env::Env;
+use crate::reconcile::error::Result;
 
 pub use sdk::SdkEks;
 
@@ -428,4 +440,48 @@ pub trait EksApi: Send + Sync {
     /// A fresh bearer token for the API server of `cluster`.
     fn token<'a>(&'a self, target: &'a Target, cluster: &'a str)
     -> BoxFuture<'a, AwsResult<Token>>;
+}
+
+/// The EKS provider of one operator: its AWS driver.
+#[derive(Clone)]
+pub struct Eks {
+    driver: Arc<dyn EksApi>,
+}
+
+impl Eks {
+    /// A provider calling AWS through `driver`.
+    pub fn new(driver: Arc<dyn EksApi>) -> Self {
+        Self { driver }
+    }
+
+    /// The AWS driver.
+    pub fn driver(&self) -> &dyn EksApi {
+        self.driver.as_ref()
+    }
+}
+
+impl ClusterProvider for Eks {
+    async fn reconcile(&self, env: &Env, cluster: &Cluster) -> Result<Option<ClusterOutcome>> {
+        cluster::reconcile(self.driver(), env, cluster).await
+    }
+
+    async fn cleanup(&self, env: &Env, cluster: &Cluster) -> Result<Option<Action>> {
+        cluster::cleanup(self.driver(), env, cluster).await
+    }
+}
+
+impl PoolProvider for Eks {
+    async fn reconcile(
+        &self,
+        env: &Env,
+        pool: &NodePool,
+        cluster: &Cluster,
+        _siblings: &[NodePool],
+    ) -> Result<Option<PoolOutcome>> {
+        pool::reconcile(self.driver(), env, pool, cluster).await
+    }
+
+    async fn cleanup(&self, env: &Env, pool: &NodePool) -> Result<Option<Action>> {
+        pool::cleanup(self.driver(), env, pool).await
+    }
 }

@@ -194,7 +194,7 @@ pub fn desired_nodes(
             let server = (!bootstraps).then(|| registration.to_string());
             let mut labels: BTreeMap<String, String> = ssh.labels.clone();
             labels.extend(host.labels.clone());
-            let name = crate::controller::nodepool::node_name(host);
+            let name = crate::api::nodepool::node_name(host);
             let config_yaml = config::render(&NodeConfig {
                 token: token.to_string(),
                 server: server.clone(),

@@ -1,6 +1,9 @@
 //! The plan executor (I/O): bounded concurrency over the SSH layer, per-node outcomes, retries
 //! with backoff for transient SSH failures, progress reported as it happens. Drain and uncordon
 //! steps go to the workload cluster's API instead of SSH.
+//!
+//! Kept whole (over 500 lines): the scheduler, its retry policy and the step runners share one
+//! progress model, and about half the file is the executor's unit tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

@@ -11,6 +11,8 @@
 //! `ready`, in its own turn of the joining order: servers one at a time, agents `maxParallel` at a
 //! time. A fresh install drains nothing. The `drain` and `uncordon` markers hold the start digest
 //! they belong to, so a run interrupted after the drain still uncordons the node.
+//!
+//! Kept whole (just over 500 lines): the step list is one ordered table, read top to bottom.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,7 @@
 //! One authenticated SSH connection (I/O): exec with timeouts and streamed, verified uploads.
+//!
+//! Kept whole (over 500 lines): connection, exec and upload share the session's channel and
+//! timeout handling, and the remote receive script it runs is tested next to it.
 
 use std::borrow::Cow;
 use std::io::Read;

@@ -204,7 +204,12 @@ const WORKLOAD_CLIENTS: &[&str] = &["src/providers/rke2/nodes.rs"];
 /// The operator's code: controllers and runtime (the API server and the CLI are not the operator).
 fn operator_source() -> Vec<(PathBuf, String)> {
     let mut files = Vec::new();
-    for dir in ["src/controller", "src/operator", "src/providers"] {
+    for dir in [
+        "src/controller",
+        "src/operator",
+        "src/providers",
+        "src/reconcile",
+    ] {
         rust_sources(&repo().join(dir), &mut files);
     }
     for workload in WORKLOAD_CLIENTS {

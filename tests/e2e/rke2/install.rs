@@ -408,7 +408,7 @@ async fn a_host_key_learned_on_first_contact_is_reported() {
 pub fn workload_api(fleet: &Fleet) -> WorkloadCluster {
     let rke2_yaml = fleet.nodes[0].read("/etc/rancher/rke2/rke2.yaml").unwrap();
     let endpoint = format!("https://{}:6443", fleet.nodes[0].address);
-    WorkloadCluster::from_kubeconfig(&mk8::controller::cluster::rke2::point_at(
+    WorkloadCluster::from_kubeconfig(&mk8::providers::rke2::cluster::point_at(
         &rke2_yaml, &endpoint,
     ))
     .expect("the first server's kubeconfig works")
@@ -504,7 +504,7 @@ async fn a_new_version_drains_and_restarts_servers_one_by_one_then_the_agents() 
     );
     let client = kube::Client::try_from(
         kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::from_yaml(&mk8::controller::cluster::rke2::point_at(
+            kube::config::Kubeconfig::from_yaml(&mk8::providers::rke2::cluster::point_at(
                 &fleet.nodes[0].read("/etc/rancher/rke2/rke2.yaml").unwrap(),
                 &format!("https://{}:6443", fleet.nodes[0].address),
             ))

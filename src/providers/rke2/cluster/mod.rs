@@ -13,12 +13,18 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::api::nodepool::NodeRole;
 use crate::api::{Cluster, NodePool, Phase};
-use crate::controller::conditions::{self, Desired, types};
-use crate::controller::context::{Context, FIELD_MANAGER};
-use crate::controller::error::Result;
 use crate::providers::rke2::access;
 use crate::providers::rke2::nodes::{NodeApi, WorkloadCluster};
 use crate::providers::ssh::{Cmd, Script};
+use crate::providers::{ClusterOutcome, NodeShell};
+use crate::reconcile::conditions::{self, Desired, types};
+use crate::reconcile::env::{Env, FIELD_MANAGER};
+use crate::reconcile::error::Result;
+
+mod readiness;
+
+pub use readiness::point_at;
+use readiness::{installed_nodes, is_server_pool, nodes_ready, versions};
 
 /// Reasons of the RKE2 stage.
 pub mod reasons {
@@ -37,29 +43,18 @@ pub mod reasons {
 /// How often a Ready cluster's API and nodes are checked again.
 const RECHECK: Duration = Duration::from_secs(60);
 
-/// What the stage adds to the Cluster's status.
-pub struct Work {
-    /// Phase.
-    pub phase: Phase,
-    /// The Ready condition.
-    pub ready: Desired,
-    /// API endpoint, once known.
-    pub endpoint: Option<String>,
-    /// Name of the kubeconfig Secret, once written.
-    pub kubeconfig_secret_name: Option<String>,
-    /// The RKE2 version every server pool converged on.
-    pub version: Option<String>,
-    /// When to look again.
-    pub requeue: Option<Duration>,
-}
-
-/// Drive the control plane; `None` when the RKE2 stage does not apply.
-pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Option<Work>> {
-    let Some(mut work) = control_plane(cluster, ctx, validated).await? else {
+/// Drive the control plane: the join token, then once the server pools are ready, the
+/// kubeconfig and the API's readiness; `None` when the Cluster has no `spec.rke2`.
+pub async fn reconcile(
+    shell: &dyn NodeShell,
+    env: &Env,
+    cluster: &Cluster,
+) -> Result<Option<ClusterOutcome>> {
+    let Some(mut work) = control_plane(shell, env, cluster).await? else {
         return Ok(None);
     };
     let ns = cluster.namespace().unwrap_or_default();
-    let pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+    let pools: Vec<NodePool> = Api::<NodePool>::namespaced(env.client.clone(), &ns)
         .list(&ListParams::default())
         .await?
         .items
@@ -76,38 +71,17 @@ pub async fn run(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Op
     Ok(Some(work))
 }
 
-/// The version the server pools agree on, and `Upgrading` while any pool that converged before
-/// runs another version than the spec's (pure).
-fn versions(pools: &[NodePool], wanted: &str, phase: Phase) -> (Option<String>, Phase) {
-    let version_of = |p: &NodePool| p.status.as_ref().and_then(|s| s.version.clone());
-    let servers: Vec<Option<String>> = pools
-        .iter()
-        .filter(|p| {
-            p.spec
-                .ssh
-                .as_ref()
-                .is_some_and(|s| s.role == NodeRole::Server)
-        })
-        .map(version_of)
-        .collect();
-    let agreed = match servers.first() {
-        Some(Some(v)) if servers.iter().all(|s| s.as_deref() == Some(v)) => Some(v.clone()),
-        _ => None,
-    };
-    let upgrading = pools.iter().filter_map(version_of).any(|v| v != wanted);
-    (agreed, if upgrading { Phase::Upgrading } else { phase })
-}
-
-async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Result<Option<Work>> {
-    let (Some(shell), Some(rke2)) = (ctx.providers.ssh.clone(), &cluster.spec.rke2) else {
+async fn control_plane(
+    shell: &dyn NodeShell,
+    env: &Env,
+    cluster: &Cluster,
+) -> Result<Option<ClusterOutcome>> {
+    let Some(rke2) = &cluster.spec.rke2 else {
         return Ok(None);
     };
-    if !validated || cluster.spec.paused || cluster.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
-    }
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
     let given_token = rke2
         .config
         .as_ref()
@@ -115,7 +89,7 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
     if !given_token {
         ensure_token(cluster, &secrets).await?;
     }
-    let all_pools: Vec<NodePool> = Api::<NodePool>::namespaced(ctx.client.clone(), &ns)
+    let all_pools: Vec<NodePool> = Api::<NodePool>::namespaced(env.client.clone(), &ns)
         .list(&ListParams::default())
         .await?
         .items
@@ -124,12 +98,7 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
         .collect();
     let pools: Vec<NodePool> = all_pools
         .iter()
-        .filter(|p| {
-            p.spec
-                .ssh
-                .as_ref()
-                .is_some_and(|s| s.role == NodeRole::Server)
-        })
+        .filter(|p| is_server_pool(p))
         .cloned()
         .collect();
     let server_pools: Vec<&NodePool> = pools.iter().collect();
@@ -153,7 +122,7 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
             )
         })
         .collect();
-    let joining = |message: String| Work {
+    let joining = |message: String| ClusterOutcome {
         phase: Phase::Provisioning,
         ready: Desired::no(types::READY, reasons::CONTROL_PLANE_JOINING, message),
         endpoint: None,
@@ -218,7 +187,7 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
     .await?;
     let servers: i32 = pools.iter().map(|p| p.desired_nodes()).sum();
     let not_ready = |reason: &'static str, message: String| {
-        Ok(Some(Work {
+        Ok(Some(ClusterOutcome {
             phase: Phase::Provisioning,
             ready: Desired::no(types::READY, reason, message),
             endpoint: Some(endpoint.clone()),
@@ -260,7 +229,7 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
             format!("the API at {endpoint} answers; waiting for nodes: {missing}"),
         );
     }
-    Ok(Some(Work {
+    Ok(Some(ClusterOutcome {
         phase: Phase::Ready,
         ready: Desired::yes(
             types::READY,
@@ -277,53 +246,16 @@ async fn control_plane(cluster: &Cluster, ctx: &Context, validated: bool) -> Res
     }))
 }
 
-/// The nodes the pools report as installed and ready: they must be Ready in the cluster's API.
-fn installed_nodes(pools: &[NodePool]) -> Vec<String> {
-    let mut names: Vec<String> = pools
-        .iter()
-        .filter_map(|p| p.status.as_ref())
-        .flat_map(|s| &s.nodes)
-        .filter(|n| n.phase == "Ready")
-        .map(|n| n.name.clone())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// Every expected node is registered and Ready; else which are not and why (pure).
-fn nodes_ready(
-    expected: &[String],
-    readiness: &BTreeMap<String, bool>,
-) -> std::result::Result<(), String> {
-    let missing: Vec<String> = expected
-        .iter()
-        .filter_map(|name| match readiness.get(name) {
-            Some(true) => None,
-            Some(false) => Some(format!("{name} (not Ready)")),
-            None => Some(format!("{name} (not registered)")),
-        })
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing.join(", "))
-    }
-}
-
 /// Delete the Cluster's NodePools before its finalizer goes: agent pools first, server pools
 /// once no agent pool is left (each pool uninstalls its nodes behind its own finalizer). The
 /// Secrets the Cluster owns go with it through garbage collection.
 pub async fn cleanup(
+    env: &Env,
     cluster: &Cluster,
-    ctx: &Context,
 ) -> Result<Option<kube::runtime::controller::Action>> {
-    use crate::controller::error::Error;
-    if ctx.providers.ssh.is_none() || cluster.spec.rke2.is_none() {
-        return Ok(None);
-    }
+    use crate::reconcile::error::Error;
     let ns = cluster.namespace().unwrap_or_default();
-    let api = Api::<NodePool>::namespaced(ctx.client.clone(), &ns);
+    let api = Api::<NodePool>::namespaced(env.client.clone(), &ns);
     let pools: Vec<NodePool> = api
         .list(&ListParams::default())
         .await?
@@ -363,8 +295,8 @@ pub async fn cleanup(
     )))
 }
 
-fn unavailable(message: String) -> Work {
-    Work {
+fn unavailable(message: String) -> ClusterOutcome {
+    ClusterOutcome {
         phase: Phase::Provisioning,
         ready: Desired::no(types::READY, reasons::KUBECONFIG_UNAVAILABLE, message),
         endpoint: None,
@@ -372,14 +304,6 @@ fn unavailable(message: String) -> Work {
         version: None,
         requeue: Some(Duration::from_secs(15)),
     }
-}
-
-/// Replace the loopback API address RKE2 writes with the registration endpoint (pure).
-pub fn point_at(kubeconfig: &str, endpoint: &str) -> String {
-    kubeconfig
-        .replace("https://127.0.0.1:6443", endpoint)
-        .replace("https://localhost:6443", endpoint)
-        .replace("https://[::1]:6443", endpoint)
 }
 
 /// Create the join token Secret once; it is never rotated by mk8.
@@ -436,76 +360,4 @@ async fn apply_secret(
         )
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pool(name: &str, role: &str, version: Option<&str>) -> NodePool {
-        let mut p: NodePool = serde_yaml::from_str(&format!(
-            "apiVersion: mk8.io/v1alpha1\nkind: NodePool\nmetadata: {{name: {name}, namespace: fleet}}\nspec:\n  clusterName: edge\n  ssh: {{role: {role}, hosts: [{{address: 10.0.0.1}}]}}\n"
-        ))
-        .unwrap();
-        p.status = Some(crate::api::NodePoolStatus {
-            version: version.map(str::to_string),
-            ..Default::default()
-        });
-        p
-    }
-
-    #[test]
-    fn the_version_is_the_servers_and_a_pool_behind_the_spec_means_upgrading() {
-        let v1 = "v1.33.1+rke2r1";
-        let v2 = "v1.33.2+rke2r1";
-        let pools = [pool("s", "server", Some(v1)), pool("a", "agent", Some(v1))];
-        assert_eq!(
-            versions(&pools, v1, Phase::Ready),
-            (Some(v1.into()), Phase::Ready)
-        );
-        assert_eq!(
-            versions(&pools, v2, Phase::Ready),
-            (Some(v1.into()), Phase::Upgrading)
-        );
-        let pools = [pool("s", "server", Some(v2)), pool("a", "agent", Some(v1))];
-        assert_eq!(
-            versions(&pools, v2, Phase::Ready),
-            (Some(v2.into()), Phase::Upgrading)
-        );
-        // A fresh install is provisioning, not upgrading; servers that disagree have no version.
-        let pools = [pool("s", "server", None), pool("t", "server", Some(v1))];
-        assert_eq!(
-            versions(&pools, v1, Phase::Provisioning),
-            (None, Phase::Provisioning)
-        );
-    }
-
-    #[test]
-    fn every_installed_node_must_be_ready_in_the_api() {
-        let expected = vec!["a".to_string(), "b".into(), "c".into()];
-        let readiness = BTreeMap::from([
-            ("a".to_string(), true),
-            ("b".into(), false),
-            ("x".into(), false),
-        ]);
-        assert_eq!(
-            nodes_ready(&expected, &readiness),
-            Err("b (not Ready), c (not registered)".into())
-        );
-        let readiness = BTreeMap::from([
-            ("a".to_string(), true),
-            ("b".into(), true),
-            ("c".into(), true),
-        ]);
-        assert_eq!(nodes_ready(&expected, &readiness), Ok(()));
-    }
-
-    #[test]
-    fn the_kubeconfig_points_at_the_registration_address() {
-        let rke2 = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n";
-        assert_eq!(
-            point_at(rke2, "https://10.0.0.10:6443"),
-            "clusters:\n- cluster:\n    server: https://10.0.0.10:6443\n  name: default\n"
-        );
-    }
 }

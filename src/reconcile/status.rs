@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::conditions::{self, types};
-use super::context::{Context, FIELD_MANAGER};
+use super::env::{Env, FIELD_MANAGER};
 use super::error::Result;
 
 /// A kind whose status the operator writes.
@@ -59,7 +59,7 @@ pub fn current_conditions<K: HasStatus>(obj: &K) -> &[Condition] {
 }
 
 /// Apply `status` to `obj` unless it equals the current one. Returns whether a write happened.
-pub async fn publish<K: HasStatus>(ctx: &Context, obj: &K, status: K::Status) -> Result<bool> {
+pub async fn publish<K: HasStatus>(env: &Env, obj: &K, status: K::Status) -> Result<bool> {
     if obj.status_ref() == Some(&status) {
         return Ok(false);
     }
@@ -67,7 +67,7 @@ pub async fn publish<K: HasStatus>(ctx: &Context, obj: &K, status: K::Status) ->
         .map(|c| (c.status.clone(), c.reason.clone()));
     let after = conditions::find(K::conditions(&status), types::READY).cloned();
 
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(env.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -84,7 +84,7 @@ pub async fn publish<K: HasStatus>(ctx: &Context, obj: &K, status: K::Status) ->
         && before.as_ref() != Some(&(ready.status.clone(), ready.reason.clone()))
     {
         let warning = ready.status != "True";
-        ctx.event(
+        env.event(
             &obj.object_ref(&()),
             warning,
             &ready.reason,

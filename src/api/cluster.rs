@@ -157,8 +157,12 @@ fn default_zones() -> i32 {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessEntry {
-    /// IAM role or user ARN.
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$"))]
+    /// IAM role or user ARN (at most 2048 characters, IAM's limit; the bound also keeps the
+    /// uniqueness rule of `accessEntries` within the API server's CEL cost budget).
+    #[schemars(
+        regex(pattern = r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$"),
+        length(max = 2048)
+    )]
     pub principal_arn: String,
     /// Access policy to associate, cluster-wide.
     #[serde(default = "default_access_policy")]

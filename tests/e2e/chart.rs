@@ -5,6 +5,7 @@
 mod devserver;
 mod image;
 mod rbac;
+mod real;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

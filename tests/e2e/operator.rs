@@ -99,10 +99,8 @@ pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, St
 async fn samples_reconcile_to_their_documented_conditions() {
     let cluster = TestCluster::with_mk8_crds().await;
     cluster
-        .server
         .apply_manifests(&shared_crd("clusterprofile-crd.yaml"))
-        .await
-        .expect("ClusterProfile CRD");
+        .await;
     let operator = start_operator(&cluster).await;
 
     eventually("readyz 200 once leading and synced", WAIT, || {

@@ -68,7 +68,8 @@ impl ControlPlane {
     pub fn start() -> Self {
         let controlplane = bin_dir().join("controlplane");
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = |name: &str| dir.path().join(name);
+        let root = dir.path().to_path_buf();
+        let path = |name: &str| root.join(name);
         let pki = Pki::generate();
         for (name, pem) in [
             ("ca.crt", &pki.ca_pem),
@@ -78,9 +79,16 @@ impl ControlPlane {
             ("admin.crt", &pki.admin_pem),
             ("admin.key", &pki.admin_key_pem),
             ("sa.key", &pki.service_account_key_pem),
+            ("sa.pub", &pki.service_account_public_pem),
         ] {
             std::fs::write(path(name), pem).expect("writing certificates");
         }
+        // Every request's verdict goes to the audit log, so a test can prove nothing was forbidden.
+        std::fs::write(
+            path("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+        )
+        .expect("writing the audit policy");
         let mut plane = Self {
             kubeconfig: path("admin.kubeconfig"),
             url: String::new(),
@@ -125,11 +133,13 @@ impl ControlPlane {
                 "--authorization-mode=RBAC".into(),
                 "--allow-privileged=true".into(),
                 format!("--service-account-issuer=https://127.0.0.1:{api_port}/"),
-                format!("--service-account-key-file={}", p("sa.key")),
+                format!("--service-account-key-file={}", p("sa.pub")),
                 format!("--service-account-signing-key-file={}", p("sa.key")),
                 format!("--client-ca-file={}", p("ca.crt")),
                 format!("--tls-cert-file={}", p("apiserver.crt")),
                 format!("--tls-private-key-file={}", p("apiserver.key")),
+                format!("--audit-policy-file={}", p("audit-policy.yaml")),
+                format!("--audit-log-path={}", p("audit.log")),
                 "--v=0".into(),
             ],
         );
@@ -194,6 +204,33 @@ impl ControlPlane {
         );
         std::fs::write(&path, text).expect("writing a token kubeconfig");
         path
+    }
+
+    /// Requests of `username` that the API server answered 403 Forbidden: `VERB URI`.
+    pub fn forbidden(&self, username: &str) -> Vec<String> {
+        let audit = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        audit
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["user"]["username"] == username && e["responseStatus"]["code"] == 403)
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["verb"].as_str().unwrap_or("?"),
+                    e["requestURI"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the audit log recorded any request of `username`.
+    pub fn requests_of(&self, username: &str) -> usize {
+        let audit = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        audit
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["user"]["username"] == username && e["stage"] == "ResponseComplete")
+            .count()
     }
 
     /// The log of one component so far.
@@ -304,6 +341,7 @@ struct Pki {
     admin_pem: String,
     admin_key_pem: String,
     service_account_key_pem: String,
+    service_account_public_pem: String,
 }
 
 impl Pki {
@@ -342,6 +380,7 @@ impl Pki {
             .expect("admin certificate")
             .pem();
 
+        let service_account = KeyPair::generate().expect("service account key");
         Self {
             ca_pem,
             ca_key_pem,
@@ -349,9 +388,8 @@ impl Pki {
             serving_key_pem: serving_key.serialize_pem(),
             admin_pem,
             admin_key_pem: admin_key.serialize_pem(),
-            service_account_key_pem: KeyPair::generate()
-                .expect("service account key")
-                .serialize_pem(),
+            service_account_key_pem: service_account.serialize_pem(),
+            service_account_public_pem: service_account.public_key_pem(),
         }
     }
 }

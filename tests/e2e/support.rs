@@ -142,6 +142,24 @@ impl TestCluster {
             .expect("kubectl runs (is it on PATH?)")
     }
 
+    /// Run kubectl with `input` on standard input, whatever the exit status.
+    pub fn kubectl_stdin_raw(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs (is it on PATH?)");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
     /// `kubectl get -o json` of one object.
     pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
         let mut full = vec!["get", "-o", "json"];

@@ -69,7 +69,7 @@ async fn controller_with_finalizer_runs_create_reconcile_delete() {
         .apply_manifests(&serde_yaml::to_string(&Gizmo::crd()).unwrap())
         .await
         .unwrap();
-    let client = c.server().client().await.unwrap();
+    let client = c.server.client().await.unwrap();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         cleanups: AtomicUsize::new(0),

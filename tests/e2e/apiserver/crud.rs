@@ -108,7 +108,7 @@ async fn label_and_field_selectors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pagination_with_limit_and_continue() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     for i in 0..7 {
         let cm: ConfigMap =
             serde_json::from_value(serde_json::json!({"metadata": {"name": format!("cm-{i}")}}))
@@ -226,7 +226,7 @@ async fn strategic_merge_patch_merges_pod_containers_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimistic_concurrency_rejects_stale_updates() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     let cm: ConfigMap = serde_json::from_value(
         serde_json::json!({"metadata": {"name": "occ"}, "data": {"v": "0"}}),
     )

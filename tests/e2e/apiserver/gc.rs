@@ -17,7 +17,7 @@ fn owned(owner: &serde_json::Value, name: &str) -> String {
 }
 
 async fn gone(c: &Cluster, name: &str) -> bool {
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     api.get_opt(name).await.unwrap().is_none()
 }
 
@@ -135,7 +135,7 @@ async fn deleting_a_namespace_deletes_its_content() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_preconditions_and_collection() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     c.ok(&["create", "configmap", "pre"]);
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
@@ -174,7 +174,7 @@ async fn delete_preconditions_and_collection() {
 async fn eviction_deletes_the_pod() {
     let c = Cluster::start().await;
     c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: victim}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: busybox}]\n");
-    let pods: Api<Pod> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.server.client().await.unwrap(), "default");
     pods.evict("victim", &EvictParams::default()).await.unwrap();
     assert!(pods.get_opt("victim").await.unwrap().is_none());
     // kubectl drain evicts through the same subresource (and cordons the node first).

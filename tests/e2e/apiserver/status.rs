@@ -17,7 +17,7 @@ fn widgets(client: kube::Client) -> Api<DynamicObject> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_writes_are_separate_and_generation_tracks_spec() {
     let c = with_widgets().await;
-    let api = widgets(c.server().client().await.unwrap());
+    let api = widgets(c.server.client().await.unwrap());
     let obj: DynamicObject = serde_json::from_value(json!({"apiVersion":"test.mk8.io/v1","kind":"Widget","metadata":{"name":"s"},"spec":{"size":1},"status":{"observed":7}})).unwrap();
     let created = api.create(&PostParams::default(), &obj).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));

@@ -12,7 +12,7 @@ use super::Cluster;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_and_kube_rs_connect_over_https_with_the_token() {
     let c = Cluster::start().await;
-    assert!(c.server().url().starts_with("https://127.0.0.1:"));
+    assert!(c.server.url().starts_with("https://127.0.0.1:"));
     let kubeconfig = std::fs::read_to_string(&c.kubeconfig).unwrap();
     assert!(
         kubeconfig.contains("certificate-authority-data:")
@@ -36,7 +36,7 @@ async fn kubectl_and_kube_rs_connect_over_https_with_the_token() {
     ] {
         assert!(names.contains(ns), "{names}");
     }
-    let api: Api<Namespace> = Api::all(c.server().client().await.unwrap());
+    let api: Api<Namespace> = Api::all(c.server.client().await.unwrap());
     assert!(api.list(&ListParams::default()).await.unwrap().items.len() >= 3);
 }
 
@@ -45,7 +45,7 @@ async fn requests_without_a_valid_token_get_401() {
     let c = Cluster::start().await;
     let bad = std::fs::read_to_string(&c.kubeconfig)
         .unwrap()
-        .replace(c.server().token(), "wrong-token");
+        .replace(c.server.token(), "wrong-token");
     let bad_path = c.dir.path().join("bad-kubeconfig");
     std::fs::write(&bad_path, bad).unwrap();
     let out = std::process::Command::new("kubectl")
@@ -70,7 +70,7 @@ async fn requests_without_a_valid_token_get_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_negotiates_http2_by_alpn() {
     let c = Cluster::start().await;
-    let kubeconfig: serde_yaml::Value = serde_yaml::from_str(&c.server().kubeconfig()).unwrap();
+    let kubeconfig: serde_yaml::Value = serde_yaml::from_str(&c.server.kubeconfig()).unwrap();
     let ca_b64 = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
         .as_str()
         .unwrap();
@@ -125,12 +125,8 @@ async fn plain_http_only_when_asked() {
         ..Default::default()
     })
     .await;
-    assert!(c.server().url().starts_with("http://"));
-    assert!(
-        !c.server()
-            .kubeconfig()
-            .contains("certificate-authority-data")
-    );
+    assert!(c.server.url().starts_with("http://"));
+    assert!(!c.server.kubeconfig().contains("certificate-authority-data"));
     assert!(
         c.ok(&["get", "ns", "default", "-o", "name"])
             .contains("namespace/default")

@@ -30,7 +30,7 @@ fn name_of(e: &WatchEvent<ConfigMap>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_zero_replays_then_streams_and_resumes_from_a_version() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     api.create(&PostParams::default(), &cm("before", serde_json::json!({})))
         .await
         .unwrap();
@@ -92,7 +92,7 @@ async fn watch_from_zero_replays_then_streams_and_resumes_from_a_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selector_watches_see_objects_enter_and_leave() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     let mut stream = api
         .watch(&WatchParams::default().labels("team=a").timeout(10), "0")
         .await
@@ -131,7 +131,7 @@ async fn selector_watches_see_objects_enter_and_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_seconds_ends_the_watch() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     let started = std::time::Instant::now();
     let events: Vec<_> = api
         .watch(&WatchParams::default().timeout(1), "0")
@@ -149,7 +149,7 @@ async fn timeout_seconds_ends_the_watch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_list_ends_initial_events_with_a_bookmark() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     api.create(&PostParams::default(), &cm("one", serde_json::json!({})))
         .await
         .unwrap();
@@ -189,7 +189,7 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_resource_version_gives_410_and_the_watcher_relists() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     api.create(&PostParams::default(), &cm("old", serde_json::json!({})))
         .await
         .unwrap();
@@ -226,7 +226,7 @@ async fn expired_resource_version_gives_410_and_the_watcher_relists() {
     // Another resource moves the global resourceVersion on, then history is compacted: the
     // watcher's last version is now older than anything the server can replay.
     c.ok(&["create", "secret", "generic", "bump"]);
-    c.server().compact();
+    c.server.compact();
     match api
         .watch(&WatchParams::default().timeout(5), &old_rv)
         .await
@@ -271,7 +271,7 @@ async fn expired_resource_version_gives_410_and_the_watcher_relists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_watches_get_periodic_bookmarks() {
     let c = Cluster::start().await;
-    let api: Api<ConfigMap> = Api::namespaced(c.server().client().await.unwrap(), "default");
+    let api: Api<ConfigMap> = Api::namespaced(c.server.client().await.unwrap(), "default");
     let rv = api
         .list(&ListParams::default())
         .await

@@ -144,20 +144,7 @@ impl TestCluster {
 
     /// Run kubectl with `input` on standard input, whatever the exit status.
     pub fn kubectl_stdin_raw(&self, args: &[&str], input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("kubectl runs (is it on PATH?)");
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        kubectl_input_raw(&self.kubeconfig, args, input)
     }
 
     /// `kubectl get -o json` of one object.
@@ -168,8 +155,8 @@ impl TestCluster {
     }
 }
 
-/// Run kubectl with `input` on standard input; panics with its output when it fails.
-pub fn apply_stdin_with(kubeconfig: &Path, args: &[&str], input: &str) -> String {
+/// Run kubectl with `input` on standard input, whatever the exit status.
+pub fn kubectl_input_raw(kubeconfig: &Path, args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new("kubectl")
         .arg("--kubeconfig")
@@ -180,13 +167,15 @@ pub fn apply_stdin_with(kubeconfig: &Path, args: &[&str], input: &str) -> String
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kubectl runs (is it on PATH?)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Run kubectl with `input` on standard input; panics with its output when it fails.
+pub fn apply_stdin_with(kubeconfig: &Path, args: &[&str], input: &str) -> String {
+    let out = kubectl_input_raw(kubeconfig, args, input);
     assert!(
         out.status.success(),
         "kubectl {} failed: {}{}",

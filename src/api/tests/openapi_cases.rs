@@ -249,6 +249,8 @@ fn cluster_cases() -> Vec<Case> {
         missing(eks(), "spec.eks.accessEntries[0].principalArn"),
         accept("pattern", eks(), "spec.eks.accessEntries[0].principalArn", json!("arn:aws:iam::123456789012:user/alice")),
         reject("pattern", eks(), "spec.eks.accessEntries[0].principalArn", json!("platform-admins")),
+        accept("maxLength", eks(), "spec.eks.accessEntries[0].principalArn", json!(format!("arn:aws:iam::123456789012:role/{}", "r".repeat(2048 - 31)))),
+        reject("maxLength", eks(), "spec.eks.accessEntries[0].principalArn", json!(format!("arn:aws:iam::123456789012:role/{}", "r".repeat(2049 - 31)))),
         accept("pattern", eks(), "spec.eks.accessEntries[0].policyArn", json!("arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy")),
         reject("pattern", eks(), "spec.eks.accessEntries[0].policyArn", json!("arn:aws:iam::aws:policy/AdministratorAccess")),
         present(eks(), "spec.eks.credentialsSecretRef.name"),

@@ -147,8 +147,10 @@ pub fn admit(
         }
         schema.apply_defaults(&mut new);
         let mut causes = schema.validate(&new);
-        if causes.is_empty() {
-            causes = schema.rules.validate(&new, old);
+        if let Some(skipped) = cel_blocked(&causes) {
+            causes.push(skipped);
+        } else {
+            causes.extend(schema.rules.validate(&new, old));
         }
         if !causes.is_empty() {
             return Err(ApiError::Invalid(target.subject(name_of(&new)), causes));
@@ -169,6 +171,31 @@ pub fn admit(
         }
     }
     Ok(new)
+}
+
+/// Like kube-apiserver, the CEL rules are skipped only after a schema error that leaves values
+/// the rules cannot rely on — a wrong type, a missing required field, a value outside its enum, a
+/// string or list over its bound — and then one extra cause says so. After other schema errors
+/// (patterns, numeric bounds, minimums) the rules run as well and their errors are added.
+fn cel_blocked(causes: &[Cause]) -> Option<Cause> {
+    const BLOCKING: [&str; 5] = [
+        "FieldValueNotSupported",
+        "FieldValueRequired",
+        "FieldValueTooLong",
+        "FieldValueTooMany",
+        "FieldValueTypeInvalid",
+    ];
+    causes
+        .iter()
+        .any(|c| BLOCKING.contains(&c.reason.as_str()))
+        .then(|| {
+            Cause::new(
+                "FieldValueInvalid",
+                "<nil>",
+                "Invalid value: null: some validation rules were not checked because the object \
+                 was invalid; correct the existing errors to complete validation",
+            )
+        })
 }
 
 /// `metadata.name` ("" when absent).

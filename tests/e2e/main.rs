@@ -1,3 +1,4 @@
+mod admission;
 mod apiserver;
 mod chart;
 mod cli;

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::api::cluster::{
+use mk8::api::cluster::{
     AccessEntry, EksClusterSpec, EksVpc, Rke2Artifacts, Rke2ClusterSpec, VpcCreate,
 };
-use crate::api::nodepool::{EksNodePoolSpec, NodeRole, Scaling, SshHost, SshNodePoolSpec};
-use crate::api::stack::{ArgoCdSettings, Component, GitSource, HelmSource};
-use crate::api::view::{ClusterSelection, ResourceRef};
-use crate::api::{
+use mk8::api::nodepool::{EksNodePoolSpec, NodeRole, Scaling, SshHost, SshNodePoolSpec};
+use mk8::api::stack::{ArgoCdSettings, Component, GitSource, HelmSource};
+use mk8::api::view::{ClusterSelection, ResourceRef};
+use mk8::api::{
     Cluster, ClusterProfileView, ClusterProfileViewSpec, ClusterSpec, LocalObjectReference,
     NodePool, NodePoolSpec, Stack, StackSpec,
 };

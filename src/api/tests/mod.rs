@@ -3,6 +3,7 @@
 //! generated `crds/` files and the samples in `config/samples/`.
 
 mod cel;
+pub mod cel_cases;
 mod crds;
 pub(crate) mod fixtures;
 mod openapi;

@@ -5,6 +5,7 @@
 //! Every rule's message names the field and says how to fix it.
 
 pub mod cluster;
+pub mod clusterprofile;
 pub mod common;
 pub mod nodepool;
 pub mod stack;
@@ -14,6 +15,7 @@ pub mod view;
 pub(crate) mod tests;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
+pub use clusterprofile::{ClusterProfile, ClusterProfileSpec, ClusterProfileStatus};
 pub use common::{LocalObjectReference, Phase};
 pub use nodepool::{NodePool, NodePoolSpec, NodePoolStatus};
 pub use stack::{Stack, StackSpec, StackStatus};

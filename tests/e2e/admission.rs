@@ -167,8 +167,8 @@ fn misfit(probe: &Probe, answer: &Answer) -> Option<String> {
         (true, Answer::Rejected { message, .. }) => Some(format!("refused: {message}")),
         (false, Answer::Accepted) => Some("accepted".into()),
         (false, Answer::Rejected { message, fields }) => {
-            let named = fields.iter().any(|f| *f == probe.field)
-                || message.contains(&format!("{}:", probe.field));
+            let named =
+                fields.contains(&probe.field) || message.contains(&format!("{}:", probe.field));
             if !named {
                 return Some(format!(
                     "does not name {} (fields {fields:?}): {message}",

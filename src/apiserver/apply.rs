@@ -21,6 +21,19 @@ struct Entry {
 }
 
 impl Entry {
+    /// The manager as kube-apiserver names it in a conflict: `"name"`, plus the subresource, plus
+    /// the API version for an Update (an Apply's version is the applier's own).
+    fn describe(&self) -> String {
+        let mut out = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            out.push_str(&format!(" with subresource {:?}", self.subresource));
+        }
+        if self.operation == "Update" {
+            out.push_str(&format!(" using {}", self.api_version));
+        }
+        out
+    }
+
     fn same_owner(&self, manager: &str, operation: &str, subresource: &str) -> bool {
         self.manager == manager && self.operation == operation && self.subresource == subresource
     }
@@ -307,7 +320,7 @@ pub fn apply(
                         && last_applied
                             .as_ref()
                             .is_some_and(|la| fields::value_at(la, &path).is_some());
-                    let conflict = (path, e.manager.clone(), e.api_version.clone());
+                    let conflict = (path, e.manager.clone(), e.describe());
                     if client_side {
                         taken_over.push(conflict);
                         continue;
@@ -393,11 +406,11 @@ fn conflict_error(
 ) -> ApiError {
     let causes: Vec<Cause> = conflicts
         .iter()
-        .map(|(path, owner, av)| {
+        .map(|(path, _, owner)| {
             Cause::new(
                 "FieldManagerConflict",
                 fields::render_path(path),
-                format!("conflict with \"{owner}\" using {av}"),
+                format!("conflict with {owner}"),
             )
         })
         .collect();

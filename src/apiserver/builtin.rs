@@ -235,7 +235,7 @@ pub fn default_on_create(builtin: Builtin, obj: &mut Value) {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
         }
-        Builtin::Crd | Builtin::Plain => {}
+        Builtin::Crd | Builtin::Plain | Builtin::Custom => {}
     }
 }
 

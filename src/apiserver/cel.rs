@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::status::{Cause, render_value};
+use super::status::Cause;
 
 /// The compiled rules of one schema (absent when the schema has none, which skips CEL entirely).
 pub struct CompiledRules(Option<kube_cel::CompiledSchema>);
@@ -13,35 +13,6 @@ fn has_rules(schema: &Value) -> bool {
         Value::Object(m) => m.contains_key("x-kubernetes-validations") || m.values().any(has_rules),
         Value::Array(a) => a.iter().any(has_rules),
         _ => false,
-    }
-}
-
-fn value_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = obj;
-    for seg in path.split('.').filter(|s| !s.is_empty()) {
-        let (name, index) = match seg.split_once('[') {
-            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (seg, None),
-        };
-        if !name.is_empty() {
-            cur = cur.get(name)?;
-        }
-        if let Some(i) = index {
-            cur = cur.get(i)?;
-        }
-    }
-    Some(cur)
-}
-
-fn type_label(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::Object(_)) | None => "\"object\"".into(),
-        Some(Value::Array(_)) => "\"array\"".into(),
-        Some(Value::String(_)) => "\"string\"".into(),
-        Some(Value::Bool(_)) => "\"boolean\"".into(),
-        Some(Value::Number(n)) if n.is_f64() => "\"number\"".into(),
-        Some(Value::Number(_)) => "\"integer\"".into(),
-        Some(other) => render_value(other),
     }
 }
 
@@ -70,11 +41,8 @@ impl CompiledRules {
                         "FieldValueRequired" => format!("Required value: {}", e.message),
                         "FieldValueForbidden" => format!("Forbidden: {}", e.message),
                         "FieldValueDuplicate" => format!("Duplicate value: {}", e.message),
-                        _ => format!(
-                            "Invalid value: {}: {}",
-                            type_label(value_at(obj, &e.field_path)),
-                            e.message
-                        ),
+                        // kube-apiserver omits the value of a CEL rule's failure (field.OmitValueType).
+                        _ => format!("Invalid value: {}", e.message),
                     };
                     Cause::new(&reason, e.field_path, message)
                 })
@@ -99,9 +67,6 @@ mod tests {
         let causes = rules.validate(&new, Some(&json!({"spec":{"m":{"name":"a"}}})));
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec.m");
-        assert_eq!(
-            causes[0].message,
-            "Invalid value: \"object\": m is immutable"
-        );
+        assert_eq!(causes[0].message, "Invalid value: m is immutable");
     }
 }

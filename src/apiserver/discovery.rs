@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::registry::{Registry, ResourceDef};
+use super::registry::{Builtin, Registry, ResourceDef};
 use super::status::{ApiError, ApiResult};
 
 /// `/version`, reporting Kubernetes 1.33.
@@ -63,7 +63,18 @@ pub fn group(registry: &Registry, name: &str) -> ApiResult<Value> {
     Ok(doc)
 }
 
-/// Every resource supports every verb here.
+/// Every resource supports every verb here; built-in resources list them sorted, custom resources
+/// in the order apiextensions-apiserver publishes (kubectl api-resources shows that order).
+const CUSTOM_RESOURCE_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
 const VERBS: &[&str] = &[
     "create",
     "delete",
@@ -81,7 +92,7 @@ fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
         "singularName": def.singular,
         "namespaced": def.namespaced,
         "kind": def.kind,
-        "verbs": VERBS,
+        "verbs": if def.builtin == Builtin::Custom { CUSTOM_RESOURCE_VERBS } else { VERBS },
         "shortNames": def.short_names,
         "categories": def.categories,
         "storageVersionHash": "",

@@ -21,6 +21,8 @@ pub enum Builtin {
     Crd,
     /// Stored as is.
     Plain,
+    /// Defined by a CustomResourceDefinition; stored as is.
+    Custom,
 }
 
 /// An `additionalPrinterColumns` entry (or a built-in column).
@@ -301,7 +303,7 @@ pub fn def_from_crd(crd: &Value) -> Result<ResourceDef, String> {
         short_names: strings(crd.pointer("/spec/names/shortNames")),
         categories: strings(crd.pointer("/spec/names/categories")),
         versions,
-        builtin: Builtin::Plain,
+        builtin: Builtin::Custom,
         extra_subresources: Vec::new(),
         selectable_fields: crd
             .pointer("/spec/versions/0/selectableFields")

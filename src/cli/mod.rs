@@ -1,9 +1,9 @@
 //! The `mk8` command line: parsing and dispatch; each subcommand lives in its own file.
 
 mod artifacts;
+mod completion;
 mod crds;
 mod dev;
-#[cfg(feature = "eks")]
 mod kubeconfig;
 
 use std::process::ExitCode;
@@ -22,12 +22,13 @@ pub struct Cli {
 enum Command {
     /// Prepare and check RKE2 release files for air-gapped sites.
     Artifacts(artifacts::ArtifactsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(completion::CompletionArgs),
     /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
     Crds(crds::CrdsArgs),
     /// Run a development API server with mk8's CRDs and the operator on this machine.
     Dev(dev::DevArgs),
-    /// Print kubeconfigs of managed clusters for people.
-    #[cfg(feature = "eks")]
+    /// Kubeconfigs of managed clusters for people: print, merge into yours, remove, switch.
     Kubeconfig(kubeconfig::KubeconfigArgs),
 }
 
@@ -44,9 +45,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Artifacts(args) => block_on(artifacts::run(args)),
+        Command::Completion(args) => completion::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Dev(args) => block_on(dev::run(args)),
-        #[cfg(feature = "eks")]
         Command::Kubeconfig(args) => block_on(kubeconfig::run(args)),
     };
     match result {

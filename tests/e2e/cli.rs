@@ -177,6 +177,40 @@ fn mk8_works_as_a_kubectl_plugin() {
 }
 
 #[test]
+fn bash_completion_registers_and_completes_subcommands() {
+    let out = Command::new(MK8)
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("mk8.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // Load the script in a real bash and ask it what `mk8 kube<TAB>` and
+    // `mk8 kubeconfig m<TAB>` complete to.
+    let probe = format!(
+        "source {}\ncomplete -p mk8\nfor line in 'mk8 kube' 'mk8 kubeconfig m'; do COMP_LINE=$line; read -ra COMP_WORDS <<< \"$line\"; [[ $line == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); COMP_POINT=${{#line}}; COMPREPLY=(); _mk8 mk8 \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; echo \"$line => ${{COMPREPLY[*]}}\"; done\n",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("-F _mk8 mk8"),
+        "bash does not register _mk8 for mk8: {stdout}"
+    );
+    assert!(stdout.contains("mk8 kube => kubeconfig"), "{stdout}");
+    assert!(stdout.contains("mk8 kubeconfig m => merge"), "{stdout}");
+}
+
+#[test]
 fn bad_usage_exits_non_zero_with_a_clear_message() {
     let out = Command::new(MK8)
         .args(["crds", "-o", "xml"])

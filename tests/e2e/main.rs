@@ -5,6 +5,7 @@ mod cli;
 mod crds;
 #[cfg(feature = "eks")]
 mod eks;
+mod kubeconfig;
 mod kubectl_scenario;
 mod leader;
 mod operator;

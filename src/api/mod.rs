@@ -18,7 +18,9 @@ pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
 pub use clusterprofile::{ClusterProfile, ClusterProfileSpec, ClusterProfileStatus};
 pub use common::{LocalObjectReference, Phase};
 pub use nodepool::{NodePool, NodePoolSpec, NodePoolStatus};
-pub use stack::{Stack, StackSpec, StackStatus};
+pub use stack::{
+    ClusterOverride, Component, ComponentStatus, Stack, StackClusterStatus, StackSpec, StackStatus,
+};
 pub use view::{ClusterProfileView, ClusterProfileViewSpec, ClusterProfileViewStatus};
 
 /// The API group of every mk8 kind.

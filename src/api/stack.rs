@@ -29,10 +29,11 @@ use serde::{Deserialize, Serialize};
         type_ = "integer",
         json_path = ".status.componentCount"
     ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.progress"),
     printcolumn(
-        name = "Ready",
+        name = "Status",
         type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
     printcolumn(
         name = "Age",
@@ -51,7 +52,16 @@ pub struct StackSpec {
     #[x_kube(validation = Rule::new("self.all(c, self.filter(o, o.name == c.name).size() == 1)")
         .message("spec.components: every component name must be unique; rename or remove the duplicate"))]
     pub components: Vec<Component>,
-    /// Where ArgoCD runs and which project the Applications belong to.
+    /// Per-cluster values, applied in order (a later match wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub cluster_overrides: Vec<ClusterOverride>,
+    /// Chart repository mirror for air-gapped sites: every Helm repository of the Stack becomes
+    /// `<mirror>/<host>/<path>` (overrides the operator's `--chart-mirror`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(https?|oci)://[^\s]+$"))]
+    pub chart_mirror: Option<String>,
+    /// Where ArgoCD runs, which project the Applications belong to, and their sync policy.
     #[serde(default)]
     pub argocd: ArgoCdSettings,
     /// How long one wave may take to become healthy before the Stack reports it stuck.
@@ -100,6 +110,25 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     pub depends_on: Vec<String>,
+    /// Helm values over the preset's defaults (and `helm.values`); not for `git` components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::preserve_unknown_object")]
+    pub values: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Helm values for one component on the clusters whose ClusterProfile labels match.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterOverride {
+    /// Which clusters, by their ClusterProfile labels.
+    #[serde(default)]
+    pub cluster_selector: LabelSelector,
+    /// The component whose values change.
+    #[schemars(length(min = 1, max = 40))]
+    pub component: String,
+    /// Values merged over the component's (objects merge key by key; other values replace).
+    #[schemars(schema_with = "super::common::preserve_unknown_object")]
+    pub values: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A Helm chart in a chart repository.
@@ -158,6 +187,16 @@ pub struct ArgoCdSettings {
     #[serde(default = "default_project")]
     #[schemars(length(min = 1, max = 253))]
     pub project: String,
+    /// ArgoCD deletes what a component no longer renders (`syncPolicy.automated.prune`).
+    #[serde(default = "yes")]
+    pub prune: bool,
+    /// ArgoCD reverts changes made in the cluster by hand (`syncPolicy.automated.selfHeal`).
+    #[serde(default = "yes")]
+    pub self_heal: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ArgoCdSettings {
@@ -165,6 +204,8 @@ impl Default for ArgoCdSettings {
         Self {
             namespace: default_argocd_namespace(),
             project: default_project(),
+            prune: true,
+            self_heal: true,
         }
     }
 }
@@ -190,6 +231,15 @@ pub struct StackStatus {
     /// Install order: component names per wave, lowest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<Vec<String>>,
+    /// Applications (one per cluster and component) that are Ready.
+    #[serde(default)]
+    pub ready_applications: i32,
+    /// Applications the Stack delivers: selected clusters × components.
+    #[serde(default)]
+    pub total_applications: i32,
+    /// `ready/total` Applications, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
     /// Per-cluster, per-component progress.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<StackClusterStatus>,
@@ -220,6 +270,15 @@ pub struct ComponentStatus {
     pub name: String,
     /// Wave the component belongs to.
     pub wave: i32,
+    /// Waiting (for a dependency), Progressing, Ready, Degraded, or Deleting.
+    #[serde(default)]
+    pub phase: String,
+    /// The ArgoCD Application delivering it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Why it is not Ready: the dependency it waits for, or ArgoCD's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// ArgoCD sync status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<String>,

@@ -22,6 +22,27 @@ pub const FINALIZER: &str = "mk8.io/cleanup";
 pub struct Capabilities {
     /// `multicluster.x-k8s.io/v1alpha1` ClusterProfile is served.
     pub cluster_profiles: bool,
+    /// `argoproj.io/v1alpha1` Application is served.
+    pub argocd_applications: bool,
+}
+
+/// How Stacks are delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The namespace of the ArgoCD the operator writes Applications to (`--argocd-namespace`).
+    pub argocd_namespace: String,
+    /// Chart repository mirror for air-gapped sites (`--chart-mirror`), used unless a Stack
+    /// names its own.
+    pub chart_mirror: Option<String>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            argocd_namespace: "argocd".into(),
+            chart_mirror: None,
+        }
+    }
 }
 
 /// Shared state of all controllers; it derefs to the [`Env`] (client, Events) every stage gets.
@@ -34,6 +55,8 @@ pub struct Context {
     pub providers: Providers,
     /// What the management cluster serves.
     pub capabilities: Capabilities,
+    /// How Stacks are delivered.
+    pub delivery: Delivery,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -51,6 +74,7 @@ impl Context {
             metrics,
             providers,
             capabilities,
+            delivery: Delivery::default(),
             failures: Mutex::default(),
         }
     }

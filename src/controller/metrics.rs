@@ -31,6 +31,14 @@ pub struct Metrics {
     reconciles: Family<ControllerLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
+    application_writes: Family<WriteLabels, Counter>,
+}
+
+/// Labels of the ArgoCD Application write counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `apply` or `delete`.
+    pub operation: String,
 }
 
 impl Metrics {
@@ -42,6 +50,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.005, 2.0, 14))
             }),
+            application_writes: Family::default(),
         };
         let sub = registry.sub_registry_with_prefix("mk8");
         sub.register(
@@ -59,7 +68,21 @@ impl Metrics {
             "Time spent in one reconciliation",
             metrics.duration.clone(),
         );
+        sub.register(
+            "stack_application_writes",
+            "ArgoCD Application writes by the Stack controller (a resync with nothing changed writes none)",
+            metrics.application_writes.clone(),
+        );
         metrics
+    }
+
+    /// Count one Application write (`apply` or `delete`).
+    pub fn application_write(&self, operation: &str) {
+        self.application_writes
+            .get_or_create(&WriteLabels {
+                operation: operation.to_string(),
+            })
+            .inc();
     }
 
     /// Record one reconcile and how long it took.

@@ -175,7 +175,8 @@ pub async fn run<S>(
         })
         .graceful_shutdown_on(shutdown.clone());
 
-    // Stack ← ClusterProfiles (what its selector matches), when that API exists.
+    // Stack ← ClusterProfiles (what its selector matches) and its ArgoCD Applications, when
+    // those APIs exist.
     let stacks = Controller::new(api::<Stack>(&client, &ns), wc()).with_config(cfg.clone());
     let stack_store = stacks.store();
     let stacks = if ctx.capabilities.cluster_profiles {
@@ -191,6 +192,25 @@ pub async fn run<S>(
                     .into_iter()
                     .map(|s| ObjectRef::from_obj(s.as_ref()))
                     .collect::<Vec<_>>()
+            },
+        )
+    } else {
+        stacks
+    };
+    let stacks = if ctx.capabilities.argocd_applications {
+        let apps: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ctx.delivery.argocd_namespace,
+            &stack::application_resource(),
+        );
+        stacks.watches_with(
+            apps,
+            stack::application_resource(),
+            wc().labels(stack::plan::STACK_LABEL),
+            |app| {
+                let owner = app.annotations().get(stack::plan::STACK_ANNOTATION)?;
+                let (namespace, name) = owner.split_once('/')?;
+                Some(ObjectRef::<Stack>::new(name).within(namespace))
             },
         )
     } else {

@@ -53,6 +53,13 @@ pub struct OperatorConfig {
     /// Log format.
     #[arg(long, env = "MK8_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Namespace of the ArgoCD that Stacks deliver through (Applications, cluster Secrets).
+    #[arg(long, env = "MK8_ARGOCD_NAMESPACE", default_value = "argocd")]
+    pub argocd_namespace: String,
+    /// Chart repository mirror for air-gapped sites: every Helm repository URL of a Stack is
+    /// rewritten to `<mirror>/<host>/<path>` unless the Stack sets `spec.chartMirror`.
+    #[arg(long, env = "MK8_CHART_MIRROR")]
+    pub chart_mirror: Option<String>,
     /// AWS region used when a Cluster does not name one.
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,

@@ -15,7 +15,7 @@ use futures::FutureExt;
 use kube::Client;
 use prometheus_client::registry::Registry;
 
-use crate::controller::context::{Capabilities, Context};
+use crate::controller::context::{Capabilities, Context, Delivery};
 use crate::controller::metrics::Metrics;
 use crate::controller::{self, RunConfig};
 use crate::providers::Providers;
@@ -94,12 +94,12 @@ where
         tracing::info!("leading: starting controllers");
 
         let capabilities = discover(&client).await;
-        let ctx = Arc::new(Context::new(
-            client,
-            metrics,
-            providers(&config),
-            capabilities,
-        ));
+        let mut ctx = Context::new(client, metrics, providers(&config), capabilities);
+        ctx.delivery = Delivery {
+            argocd_namespace: config.argocd_namespace.clone(),
+            chart_mirror: config.chart_mirror.clone(),
+        };
+        let ctx = Arc::new(ctx);
         let run_config = RunConfig {
             namespace: config.watch_namespace.clone(),
             concurrency: config.concurrency,
@@ -193,7 +193,20 @@ async fn discover(client: &Client) -> Capabilities {
             "the ClusterProfile API (multicluster.x-k8s.io/v1alpha1) is not served; Stacks and views will say so"
         );
     }
-    Capabilities { cluster_profiles }
+    let argocd_applications = client
+        .list_api_group_resources("argoproj.io/v1alpha1")
+        .await
+        .map(|list| list.resources.iter().any(|r| r.name == "applications"))
+        .unwrap_or(false);
+    if !argocd_applications {
+        tracing::warn!(
+            "the ArgoCD Application API (argoproj.io/v1alpha1) is not served; Stacks will say so"
+        );
+    }
+    Capabilities {
+        cluster_profiles,
+        argocd_applications,
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

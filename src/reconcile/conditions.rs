@@ -14,6 +14,10 @@ pub mod types {
     pub const CLUSTER_FOUND: &str = "ClusterFound";
     /// A Stack's dependency graph resolved into waves.
     pub const DEPENDENCIES_RESOLVED: &str = "DependenciesResolved";
+    /// Some of a Stack's Applications are still being created, synced or removed.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Some of a Stack's Applications are Degraded or failed to sync.
+    pub const DEGRADED: &str = "Degraded";
 }
 
 /// Reasons, `CamelCase`, one per distinct situation a person may need to act on.
@@ -40,6 +44,26 @@ pub mod reasons {
     pub const WAVES_PLANNED: &str = "WavesPlanned";
     /// Delivering a Stack through ArgoCD is not part of this operator build.
     pub const DELIVERY_UNAVAILABLE: &str = "DeliveryUnavailable";
+    /// The ArgoCD Application API is not served by the management cluster.
+    pub const ARGOCD_UNAVAILABLE: &str = "ArgoCDUnavailable";
+    /// The Stack names an ArgoCD namespace the operator does not deliver to.
+    pub const ARGOCD_NAMESPACE_MISMATCH: &str = "ArgoCDNamespaceMismatch";
+    /// A Stack's selector matches no ClusterProfile.
+    pub const NO_CLUSTER_SELECTED: &str = "NoClusterSelected";
+    /// Every Application of a Stack is Synced and Healthy.
+    pub const DELIVERED: &str = "Delivered";
+    /// Applications are being created or synced.
+    pub const APPLICATIONS_PROGRESSING: &str = "ApplicationsProgressing";
+    /// Components wait for a dependency to become Ready on their cluster.
+    pub const WAITING_FOR_DEPENDENCY: &str = "WaitingForDependency";
+    /// An Application is Degraded or its sync failed.
+    pub const COMPONENT_DEGRADED: &str = "ComponentDegraded";
+    /// No Application is Degraded.
+    pub const ALL_HEALTHY: &str = "AllHealthy";
+    /// Applications of removed components or clusters are being deleted, highest wave first.
+    pub const REMOVING_APPLICATIONS: &str = "RemovingApplications";
+    /// Nothing is in progress.
+    pub const STABLE: &str = "Stable";
     /// The ClusterProfile API is not installed on the management cluster.
     pub const CLUSTER_INVENTORY_MISSING: &str = "ClusterInventoryMissing";
     /// Fan-out queries are not part of this operator build.

@@ -11,4 +11,5 @@ mod leader;
 mod operator;
 mod peers;
 mod rke2;
+mod stacks;
 mod support;

@@ -146,7 +146,7 @@ async fn samples_reconcile_to_their_documented_conditions() {
         "WaitingForControlPlane",
     )
     .await;
-    let stack = ready_reason(&cluster, "stack", "platform", "DeliveryUnavailable").await;
+    let stack = ready_reason(&cluster, "stack", "platform", "ArgoCDUnavailable").await;
     assert!(
         !stack["status"]["waves"].as_array().unwrap().is_empty(),
         "waves planned: {stack}"

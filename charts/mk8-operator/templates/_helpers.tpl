@@ -74,6 +74,10 @@ the binary's own parser, so a renamed flag fails a test instead of a rollout.
 {{- with .Values.watchNamespace }}
 - --watch-namespace={{ . }}
 {{- end }}
+- --argocd-namespace={{ .Values.argocdNamespace }}
+{{- with .Values.chartMirror }}
+- --chart-mirror={{ . }}
+{{- end }}
 - --concurrency={{ .Values.concurrency }}
 - --log-level={{ .Values.logging.level }}
 - --log-format={{ .Values.logging.format }}
@@ -120,9 +124,9 @@ in watchNamespace otherwise. Each rule names the code that needs it.
   verbs: ["create", "update", "patch", "delete"]
 {{- end }}
 
-{{/* Stack delivery through ArgoCD Applications, in ArgoCD's namespace (not built yet). */}}
+{{/* Stack delivery through ArgoCD Applications, in ArgoCD's namespace. */}}
 {{- define "mk8-operator.rules.argocd" -}}
-# Stack delivery through ArgoCD Applications (not built yet).
+# Stack delivery through ArgoCD Applications.
 - apiGroups: ["argoproj.io"]
   resources: ["applications"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]

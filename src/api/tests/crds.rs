@@ -86,7 +86,10 @@ fn printer_columns_show_what_kubectl_get_promises() {
             "NodePool",
             vec!["Cluster", "Role", "Ready", "Desired", "Age"],
         ),
-        ("Stack", vec!["Clusters", "Components", "Ready", "Age"]),
+        (
+            "Stack",
+            vec!["Clusters", "Components", "Ready", "Status", "Age"],
+        ),
         ("ClusterProfileView", vec!["OK", "Failed", "Rows", "Age"]),
     ] {
         let crd = crd(kind);

@@ -236,6 +236,8 @@ pub fn stack() -> Stack {
                     ..Component::default()
                 },
             ],
+            cluster_overrides: Vec::new(),
+            chart_mirror: None,
             argocd: ArgoCdSettings::default(),
             wave_timeout: "15m".into(),
         },

@@ -469,6 +469,8 @@ fn stack_cases() -> Vec<Case> {
         reject("maxLength", stack(), "spec.components[1].namespace", long(64)),
         accept("maxItems", stack(), "spec.components[1].dependsOn", numbered("dep-", 50)),
         reject("maxItems", stack(), "spec.components[1].dependsOn", numbered("dep-", 51)),
+        accept("pattern", stack(), "spec.chartMirror", json!("https://mirror.internal/helm")),
+        reject("pattern", stack(), "spec.chartMirror", json!("mirror.internal/helm")),
         present(stack(), &at(helm, "repoURL")),
         missing(stack(), &at(helm, "repoURL")),
         accept("pattern", stack(), &at(helm, "repoURL"), json!("oci://ghcr.io/kyverno/charts")),

@@ -25,6 +25,12 @@ pub struct Preset {
     /// Presets this one must come after when they are in the same Stack.
     #[serde(default)]
     pub after: Vec<String>,
+    /// ArgoCD sync options the chart needs besides `CreateNamespace=true`.
+    #[serde(default)]
+    pub sync_options: Vec<String>,
+    /// What the nodes need before the component can work (for people; not checked).
+    #[serde(default)]
+    pub prerequisites: Option<String>,
 }
 
 /// All presets.

@@ -1,26 +1,37 @@
-//! Stack controller: observe → validate (presets, dependency waves) → status.
+//! Stack controller: observe (ClusterProfiles, Applications) → validate → plan → write the
+//! Applications that differ, delete the unwanted highest wave first → status.
 
 pub mod catalog;
+pub mod plan;
 mod validate;
 pub mod waves;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::core::Selector;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
 
-use super::conditions;
-use super::context::Context;
-use super::error::Result;
+use super::conditions::{self, Desired, reasons, types};
+use super::context::{Context, FIELD_MANAGER};
+use super::error::{Error, Result};
 use super::status::{self, current_conditions};
 use crate::api::{Stack, StackStatus};
+use plan::{Plan, Target};
 
 pub use validate::{Selection, Verdict, dependency_graph, validate};
 
 /// Controller name in metrics and logs.
 pub const NAME: &str = "stack";
+
+/// While Applications are on their way, look again this often even without a watch event.
+const PROGRESS_RECHECK: Duration = Duration::from_secs(30);
 
 /// The sig-multicluster ClusterProfile resource.
 pub fn cluster_profile_resource() -> ApiResource {
@@ -28,53 +39,300 @@ pub fn cluster_profile_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "clusterprofiles")
 }
 
-/// Bring the status of a live Stack in line with its plan.
+/// ArgoCD's Application resource.
+pub fn application_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    ApiResource::from_gvk_with_plural(&gvk, "applications")
+}
+
+/// Bring a live Stack's Applications and status in line with its spec.
 pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
-    let selection = select_clusters(&stack, &ctx).await?;
+    let (selection, targets) = select_clusters(&stack, &ctx).await?;
     let verdict = validate(&stack, &selection);
-    let status = build_status(&stack, &verdict, &selection);
+    let mut desired = verdict.conditions.clone();
+    let mut status = StackStatus {
+        selected_clusters: targets.len() as i32,
+        component_count: stack.spec.components.len() as i32,
+        waves: verdict.waves.clone(),
+        ..stack.status.clone().unwrap_or_default()
+    };
+    let deliverable = matches!(selection, Selection::Selected(_))
+        && !desired.iter().any(|c| c.type_ == types::READY);
+    let mut action = Action::await_change();
+    if deliverable {
+        if let Some(blocker) = delivery_blocker(&stack, &ctx) {
+            desired.push(blocker);
+        } else {
+            let graph = dependency_graph(&stack);
+            let observed = list_applications(&stack, &ctx).await?;
+            let mirror = stack
+                .spec
+                .chart_mirror
+                .as_deref()
+                .or(ctx.delivery.chart_mirror.as_deref());
+            let plan = plan::plan(&stack, &verdict.waves, &graph, &targets, &observed, mirror);
+            act(&stack, &plan, &ctx).await?;
+            desired.extend(delivery_conditions(&plan, targets.len()));
+            status.ready_applications = plan.ready as i32;
+            status.total_applications = plan.total as i32;
+            status.progress = Some(format!("{}/{}", plan.ready, plan.total));
+            status.clusters = plan.clusters.clone();
+            if plan.ready < plan.total || plan.removing > 0 {
+                action = Action::requeue(PROGRESS_RECHECK);
+            }
+        }
+    }
+    let now = conditions::now();
+    status.conditions = conditions::merge(
+        current_conditions(stack.as_ref()),
+        &desired,
+        stack.metadata.generation,
+        &now,
+    );
+    status.observed_generation = stack.metadata.generation;
     status::publish(&ctx, stack.as_ref(), status).await?;
-    Ok(Action::await_change())
+    Ok(action)
 }
 
-/// Nothing outside Kubernetes exists for a Stack until delivery creates ArgoCD Applications.
-pub async fn cleanup(_stack: Arc<Stack>, _ctx: Arc<Context>) -> Result<Action> {
-    Ok(Action::await_change())
+/// Delete the Stack's Applications, highest wave first on each cluster, each wave once ArgoCD
+/// removed the one above it (the Application is gone); the finalizer stays until none is left.
+pub async fn cleanup(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.capabilities.argocd_applications || delivery_blocker(&stack, &ctx).is_some() {
+        return Ok(Action::await_change());
+    }
+    let observed = list_applications(&stack, &ctx).await?;
+    if observed.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let graph = dependency_graph(&stack);
+    let waves = waves::plan(&graph).unwrap_or_default();
+    let plan = plan::plan(&stack, &waves, &graph, &[], &observed, None);
+    act(&stack, &plan, &ctx).await?;
+    let mut status = stack.status.clone().unwrap_or_default();
+    let message = format!(
+        "the Stack is being deleted: waiting for ArgoCD to remove {} Applications, the highest wave of each cluster first",
+        plan.removing
+    );
+    let now = conditions::now();
+    status.conditions = conditions::merge(
+        current_conditions(stack.as_ref()),
+        &[
+            Desired::no(
+                types::READY,
+                reasons::REMOVING_APPLICATIONS,
+                message.clone(),
+            ),
+            Desired::yes(
+                types::PROGRESSING,
+                reasons::REMOVING_APPLICATIONS,
+                message.clone(),
+            ),
+        ],
+        stack.metadata.generation,
+        &now,
+    );
+    status::publish(&ctx, stack.as_ref(), status).await?;
+    Err(Error::CleanupBlocked(message))
 }
 
-/// How many ClusterProfiles the Stack's selector matches.
-async fn select_clusters(stack: &Stack, ctx: &Context) -> Result<Selection> {
+/// Why Applications cannot be written at all, as the Ready condition to report.
+fn delivery_blocker(stack: &Stack, ctx: &Context) -> Option<Desired> {
+    if !ctx.capabilities.argocd_applications {
+        return Some(Desired::no(
+            types::READY,
+            reasons::ARGOCD_UNAVAILABLE,
+            "the ArgoCD Application API (argoproj.io/v1alpha1) is not installed on the management cluster: install ArgoCD there (or its CRDs) and restart mk8-operator",
+        ));
+    }
+    let wanted = &stack.spec.argocd.namespace;
+    let served = &ctx.delivery.argocd_namespace;
+    (wanted != served).then(|| {
+        Desired::no(
+            types::READY,
+            reasons::ARGOCD_NAMESPACE_MISMATCH,
+            format!(
+                "spec.argocd.namespace: {wanted:?} is not the namespace this operator delivers to ({served:?}, its --argocd-namespace); set spec.argocd.namespace to {served:?} or run the operator with --argocd-namespace={wanted}"
+            ),
+        )
+    })
+}
+
+/// The ClusterProfiles the Stack's selector matches.
+async fn select_clusters(stack: &Stack, ctx: &Context) -> Result<(Selection, Vec<Target>)> {
     if !ctx.capabilities.cluster_profiles {
-        return Ok(Selection::InventoryMissing);
+        return Ok((Selection::InventoryMissing, Vec::new()));
     }
     let selector = match Selector::try_from(stack.spec.cluster_selector.clone()) {
         Ok(selector) => selector,
-        Err(e) => return Ok(Selection::BadSelector(e.to_string())),
+        Err(e) => return Ok((Selection::BadSelector(e.to_string()), Vec::new())),
     };
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &cluster_profile_resource());
     let profiles = api
         .list(&ListParams::default().labels_from(&selector))
         .await?;
-    Ok(Selection::Selected(profiles.items.len()))
+    let mut targets: Vec<Target> = profiles
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| Target {
+            name: p.name_any(),
+            labels: p.labels().clone(),
+        })
+        .collect();
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    targets.dedup_by(|a, b| a.name == b.name);
+    Ok((Selection::Selected(targets.len()), targets))
 }
 
-fn build_status(stack: &Stack, verdict: &Verdict, selection: &Selection) -> StackStatus {
-    let previous = stack.status.clone().unwrap_or_default();
-    let now = conditions::now();
-    StackStatus {
-        selected_clusters: match selection {
-            Selection::Selected(n) => *n as i32,
-            _ => 0,
-        },
-        component_count: stack.spec.components.len() as i32,
-        waves: verdict.waves.clone(),
-        conditions: conditions::merge(
-            current_conditions(stack),
-            &verdict.conditions,
-            stack.metadata.generation,
-            &now,
-        ),
-        observed_generation: stack.metadata.generation,
-        ..previous
+fn applications(ctx: &Context) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        ctx.client.clone(),
+        &ctx.delivery.argocd_namespace,
+        &application_resource(),
+    )
+}
+
+/// The Stack's Applications as they exist, as JSON.
+async fn list_applications(stack: &Stack, ctx: &Context) -> Result<Vec<Value>> {
+    let list = applications(ctx)
+        .list(&ListParams::default().labels(&plan::stack_selector(stack)))
+        .await?;
+    // Labels are shortened to fit; the annotation names the Stack exactly.
+    let key = format!(
+        "{}/{}",
+        stack.namespace().unwrap_or_default(),
+        stack.name_any()
+    );
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|a| a.annotations().get(plan::STACK_ANNOTATION) == Some(&key))
+        .map(|a| serde_json::to_value(a).map_err(Error::Serialization))
+        .collect::<Result<_>>()?)
+}
+
+/// Write the Applications that differ (server-side apply, one field manager) and delete the
+/// ones whose turn has come.
+async fn act(stack: &Stack, plan: &Plan, ctx: &Context) -> Result<()> {
+    let api = applications(ctx);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for app in &plan.apply {
+        let name = app["metadata"]["name"].as_str().unwrap_or_default();
+        api.patch(name, &params, &Patch::Apply(app)).await?;
+        ctx.metrics.application_write("apply");
     }
+    for name in &plan.delete {
+        match api.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => ctx.metrics.application_write("delete"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !plan.apply.is_empty() || !plan.delete.is_empty() {
+        tracing::info!(
+            stack = %format!("{}/{}", stack.namespace().unwrap_or_default(), stack.name_any()),
+            written = plan.apply.len(),
+            deleted = plan.delete.len(),
+            "Applications updated"
+        );
+    }
+    Ok(())
+}
+
+/// At most this many clusters/components named in one condition message.
+const NAMED: usize = 5;
+
+fn some(items: &[String]) -> String {
+    let mut text = items
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > NAMED {
+        text.push_str(&format!("; and {} more", items.len() - NAMED));
+    }
+    text
+}
+
+/// Ready, Progressing and Degraded from the plan.
+fn delivery_conditions(plan: &Plan, clusters: usize) -> Vec<Desired> {
+    if clusters == 0 {
+        let why = "spec.clusterSelector matches no ClusterProfile: label the ClusterProfiles of the clusters that should get this Stack, or change the selector";
+        return vec![
+            Desired::no(types::READY, reasons::NO_CLUSTER_SELECTED, why),
+            Desired::no(types::PROGRESSING, reasons::STABLE, why),
+            Desired::no(
+                types::DEGRADED,
+                reasons::ALL_HEALTHY,
+                "no Application is Degraded",
+            ),
+        ];
+    }
+    let mut out = Vec::new();
+    let counts = format!("{}/{} Applications Ready", plan.ready, plan.total);
+    let per_cluster: BTreeMap<&str, usize> = plan
+        .clusters
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.components.iter().filter(|x| x.phase != "Ready").count(),
+            )
+        })
+        .collect();
+    let pending: Vec<String> = per_cluster
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c}: {n} not Ready"))
+        .collect();
+    if plan.degraded.is_empty() {
+        out.push(Desired::no(
+            types::DEGRADED,
+            reasons::ALL_HEALTHY,
+            "no Application is Degraded",
+        ));
+    } else {
+        let msg = format!("{counts}; Degraded: {}", some(&plan.degraded));
+        out.push(Desired::yes(
+            types::DEGRADED,
+            reasons::COMPONENT_DEGRADED,
+            msg.clone(),
+        ));
+        out.push(Desired::no(types::READY, reasons::COMPONENT_DEGRADED, msg));
+    }
+    if plan.ready == plan.total && plan.removing == 0 {
+        let msg = format!("{counts} on {clusters} clusters: Synced and Healthy");
+        out.push(Desired::yes(types::READY, reasons::DELIVERED, msg));
+        out.push(Desired::no(
+            types::PROGRESSING,
+            reasons::STABLE,
+            "nothing in progress",
+        ));
+        return out;
+    }
+    let (reason, msg) = if plan.removing > 0 && plan.ready == plan.total {
+        (
+            reasons::REMOVING_APPLICATIONS,
+            format!(
+                "{counts}; removing {} Applications no longer wanted, highest wave first",
+                plan.removing
+            ),
+        )
+    } else if !plan.waiting.is_empty() && plan.degraded.is_empty() {
+        (
+            reasons::WAITING_FOR_DEPENDENCY,
+            format!("{counts}; {}; {}", some(&pending), some(&plan.waiting)),
+        )
+    } else {
+        (
+            reasons::APPLICATIONS_PROGRESSING,
+            format!("{counts}; {}", some(&pending)),
+        )
+    };
+    out.push(Desired::yes(types::PROGRESSING, reason, msg.clone()));
+    if plan.degraded.is_empty() {
+        out.push(Desired::no(types::READY, reason, msg));
+    }
+    out
 }

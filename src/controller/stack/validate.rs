@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::core::Selector;
+
 use super::catalog;
 use super::waves::{self, PlanError};
 use crate::api::Stack;
@@ -73,24 +75,53 @@ pub fn validate(stack: &Stack, selection: &Selection) -> Verdict {
             describe(&waves)
         ),
     );
-    let ready = match selection {
-        Selection::InventoryMissing | Selection::BadSelector(_) => Desired::no(
+    let mut conditions = vec![resolved];
+    if let Selection::InventoryMissing = selection {
+        conditions.push(Desired::no(
             types::READY,
             reasons::CLUSTER_INVENTORY_MISSING,
             "the ClusterProfile API (multicluster.x-k8s.io/v1alpha1) is not installed on the management cluster: install the cluster-inventory-api CRD so clusters can be selected",
-        ),
-        Selection::Selected(n) => Desired::no(
-            types::READY,
-            reasons::DELIVERY_UNAVAILABLE,
-            format!(
-                "{n} clusters selected and the plan is valid, but delivering Stacks through ArgoCD is not available in this build of mk8-operator"
-            ),
-        ),
-    };
-    Verdict {
-        waves,
-        conditions: vec![ready, resolved],
+        ));
     }
+    if let Some(problem) = values_problem(stack) {
+        return invalid(types::VALID, reasons::INVALID_SPEC, problem);
+    }
+    Verdict { waves, conditions }
+}
+
+/// `values` only make sense for Helm components; overrides must name a component.
+fn values_problem(stack: &Stack) -> Option<String> {
+    let components = &stack.spec.components;
+    if let Some(i) = components
+        .iter()
+        .position(|c| c.git.is_some() && c.values.is_some())
+    {
+        return Some(format!(
+            "spec.components[{i}].values: a git component has no Helm values; put them in the repository or remove values"
+        ));
+    }
+    stack
+        .spec
+        .cluster_overrides
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| {
+            let Some(c) = components.iter().find(|c| c.name == o.component) else {
+                return Some(format!(
+                    "spec.clusterOverrides[{i}].component: {:?} is not a component of this Stack",
+                    o.component
+                ));
+            };
+            if c.git.is_some() {
+                return Some(format!(
+                    "spec.clusterOverrides[{i}]: {} is a git component and takes no Helm values",
+                    o.component
+                ));
+            }
+            Selector::try_from(o.cluster_selector.clone())
+                .err()
+                .map(|e| format!("spec.clusterOverrides[{i}].clusterSelector: {e}"))
+        })
 }
 
 /// Component → components it must follow: its own `dependsOn` plus the catalog's ordering
@@ -182,10 +213,8 @@ mod tests {
             resolved.message,
             "4 components in 2 waves: [certs, lb] → [ingress, kyverno]"
         );
-        assert_eq!(
-            condition(&v, types::READY).reason,
-            reasons::DELIVERY_UNAVAILABLE
-        );
+        // Readiness is delivery's to decide.
+        assert!(v.conditions.iter().all(|c| c.type_ != types::READY));
     }
 
     #[test]
@@ -224,6 +253,30 @@ mod tests {
         let v = validate(&s, &Selection::Selected(1));
         let msg = &condition(&v, types::READY).message;
         assert!(msg.starts_with("spec.components[0].preset: unknown preset \"cert-manger\"; available presets: cert-manager"), "{msg}");
+    }
+
+    #[test]
+    fn values_for_git_components_and_overrides_of_unknown_components_are_refused() {
+        let s = stack(
+            "[{name: app, git: {repoURL: 'https://git.example/x.git', path: a}, values: {x: 1}}]",
+        );
+        let v = validate(&s, &Selection::Selected(1));
+        assert!(
+            condition(&v, types::READY)
+                .message
+                .starts_with("spec.components[0].values: a git component"),
+            "{v:?}"
+        );
+        let mut s = stack("[{name: certs, preset: cert-manager}]");
+        s.spec.cluster_overrides = vec![crate::api::ClusterOverride {
+            component: "cert".into(),
+            ..Default::default()
+        }];
+        let v = validate(&s, &Selection::Selected(1));
+        assert_eq!(
+            condition(&v, types::READY).message,
+            "spec.clusterOverrides[0].component: \"cert\" is not a component of this Stack"
+        );
     }
 
     #[test]

@@ -1,0 +1,415 @@
+//! Stacks delivered as ArgoCD Applications: 3 clusters × 6 components, with the real ArgoCD and
+//! ClusterProfile CRDs and a stand-in for ArgoCD's application controller (named as such).
+
+mod argocd;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::operator::{http_get, start_operator};
+use crate::support::{TestCluster, eventually, shared_crd};
+use argocd::{FakeArgoCd, Timeline};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// cert-manager and MetalLB first; MetalLB's address pool after the controller; ingress after
+/// MetalLB (the catalog's order); Kyverno and monitoring after cert-manager.
+const STACK: &str = r#"
+apiVersion: mk8.io/v1alpha1
+kind: Stack
+metadata: {name: platform, namespace: fleet}
+spec:
+  clusterSelector: {matchLabels: {env: prod}}
+  components:
+  - {name: certs, preset: cert-manager}
+  - {name: lb, preset: metallb}
+  - name: lb-pool
+    dependsOn: [lb]
+    namespace: metallb-system
+    git: {repoURL: "https://git.example/platform.git", path: metallb/pools, targetRevision: v1}
+  - {name: ingress, preset: ingress-nginx}
+  - {name: policy, preset: kyverno, dependsOn: [certs]}
+  - {name: monitoring, preset: monitoring, dependsOn: [certs], values: {grafana: {enabled: false}}}
+  clusterOverrides:
+  - clusterSelector: {matchLabels: {size: large}}
+    component: monitoring
+    values: {prometheus: {prometheusSpec: {replicas: 2}}}
+"#;
+
+fn profile(name: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ClusterProfile\nmetadata: {{name: {name}, namespace: fleet, labels: {{{labels}}}}}\nspec: {{displayName: {name}, clusterManager: {{name: mk8}}}}\n"
+    )
+}
+
+fn applications(cluster: &TestCluster) -> Vec<Value> {
+    cluster.get_json(&["-n", "argocd", "applications.argoproj.io"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn stack(cluster: &TestCluster) -> Value {
+    cluster.get_json(&["-n", "fleet", "stack", "platform"])
+}
+
+fn ready(obj: &Value) -> (String, String, String) {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("status"), s("reason"), s("message"))
+        })
+        .unwrap_or_default()
+}
+
+fn phase<'a>(obj: &'a Value, cluster: &str, component: &str) -> &'a Value {
+    obj["status"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == cluster)
+        .and_then(|c| {
+            c["components"]
+                .as_array()?
+                .iter()
+                .find(|x| x["name"] == component)
+        })
+        .map(|c| &c["phase"])
+        .unwrap_or(&Value::Null)
+}
+
+async fn writes(operator: std::net::SocketAddr) -> u64 {
+    let (_, body) = http_get(operator, "/metrics").await;
+    body.lines()
+        .filter(|l| l.starts_with("mk8_stack_application_writes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn reconciles(operator: std::net::SocketAddr) -> u64 {
+    let (_, body) = http_get(operator, "/metrics").await;
+    body.lines()
+        .find(|l| l.starts_with("mk8_reconciliations_total{controller=\"stack\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Timelines of one cluster's Applications, by component.
+fn on(timelines: &BTreeMap<String, Timeline>, cluster: &str) -> BTreeMap<String, Timeline> {
+    timelines
+        .values()
+        .filter(|t| t.labels.get("mk8.io/cluster").map(String::as_str) == Some(cluster))
+        .map(|t| (t.labels["mk8.io/component"].clone(), t.clone()))
+        .collect()
+}
+
+/// Every Application of a higher wave was gone before one of a lower wave began deleting.
+fn assert_removed_highest_wave_first(removed: &BTreeMap<String, Timeline>) {
+    let wave = |t: &Timeline| {
+        t.labels["argocd.argoproj.io/sync-wave"]
+            .parse::<u32>()
+            .unwrap()
+    };
+    for (a, ta) in removed {
+        for (b, tb) in removed {
+            if wave(ta) > wave(tb) {
+                let (gone, began) = (ta.gone.expect("gone"), tb.deleting.expect("deleted"));
+                assert!(
+                    gone <= began,
+                    "{b} (wave {}) began deleting {:?} before {a} (wave {}) was gone",
+                    wave(tb),
+                    gone - began,
+                    wave(ta)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_reverse() {
+    let cluster = TestCluster::with_mk8_crds().await;
+    cluster
+        .apply_manifests(&format!(
+            "{}\n---\n{}",
+            shared_crd("clusterprofile-crd.yaml"),
+            shared_crd("argocd-application-crd.yaml")
+        ))
+        .await;
+    cluster.kubectl(&["create", "namespace", "fleet"]);
+    cluster.kubectl(&["create", "namespace", "argocd"]);
+    for (name, labels) in [
+        ("edge-a", "env: prod"),
+        ("edge-b", "env: prod"),
+        ("edge-c", "env: prod, size: large"),
+        ("lab", "env: dev"),
+    ] {
+        crate::support::apply_stdin_with(
+            &cluster.kubeconfig,
+            &["apply", "-f", "-"],
+            &profile(name, labels),
+        );
+    }
+    let operator = start_operator(&cluster).await;
+    let argocd = FakeArgoCd::start(cluster.client().await, "argocd");
+    argocd.set_degraded("edge-b", "certs", true);
+    crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], STACK);
+
+    // edge-a and edge-c get all six; on edge-b cert-manager is Degraded, which holds back only
+    // its dependents there.
+    let s = eventually(
+        "15 of 18 Applications Ready, edge-b's certs Degraded",
+        WAIT,
+        || {
+            let s = stack(&cluster);
+            let (status, reason, message) = ready(&s);
+            (s["status"]["progress"] == "15/18" && reason == "ComponentDegraded")
+                .then_some(s.clone())
+                .ok_or(format!(
+                    "{status} {reason} {message} {}",
+                    s["status"]["progress"]
+                ))
+        },
+    )
+    .await;
+    assert_eq!(phase(&s, "edge-b", "certs"), "Degraded");
+    for dependent in ["policy", "monitoring"] {
+        assert_eq!(phase(&s, "edge-b", dependent), "Waiting", "{s:#}");
+    }
+    let b_policy = s["status"]["clusters"][1]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "policy")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        b_policy["message"],
+        "waiting for certs (Degraded) on this cluster"
+    );
+    let (_, _, message) = ready(&s);
+    assert!(
+        message.contains("edge-b/certs: Deployment cert-manager-webhook has 0/1 ready replicas"),
+        "{message}"
+    );
+    assert_eq!(
+        applications(&cluster).len(),
+        16,
+        "edge-b's two dependents not created"
+    );
+    assert!(
+        applications(&cluster)
+            .iter()
+            .all(|a| a["spec"]["destination"]["name"] != "lab"),
+        "lab (env=dev) is not selected"
+    );
+
+    // kubectl shows progress.
+    let table = cluster.kubectl(&["get", "stack", "-n", "fleet"]);
+    assert!(
+        table.contains("15/18") && table.contains("ComponentDegraded"),
+        "{table}"
+    );
+
+    // Values: preset < component < the override for size=large.
+    let monitoring_c = applications(&cluster)
+        .into_iter()
+        .find(|a| {
+            a["spec"]["destination"]["name"] == "edge-c"
+                && a["metadata"]["labels"]["mk8.io/component"] == "monitoring"
+        })
+        .unwrap();
+    assert_eq!(
+        monitoring_c["spec"]["source"]["helm"]["valuesObject"],
+        serde_json::json!({"grafana": {"enabled": false}, "prometheus": {"prometheusSpec": {"replicas": 2}}})
+    );
+    assert_eq!(
+        monitoring_c["spec"]["syncPolicy"]["syncOptions"][1],
+        "ServerSideApply=true"
+    );
+
+    // A resync with nothing changed writes nothing.
+    let (before_writes, before_reconciles) = (
+        writes(operator.admin).await,
+        reconciles(operator.admin).await,
+    );
+    cluster.kubectl(&["annotate", "-n", "fleet", "stack", "platform", "resync=1"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while reconciles(operator.admin).await <= before_reconciles {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconcile after the annotation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        writes(operator.admin).await,
+        before_writes,
+        "a no-change resync wrote Applications"
+    );
+
+    // Creation order per cluster follows the graph: a dependent's spec was first seen only
+    // after its dependency was reported Healthy on that cluster.
+    let timelines = argocd.timelines();
+    for c in ["edge-a", "edge-c"] {
+        let apps = on(&timelines, c);
+        for (dependent, dependency) in [
+            ("lb-pool", "lb"),
+            ("ingress", "lb"),
+            ("policy", "certs"),
+            ("monitoring", "certs"),
+        ] {
+            let created = apps[dependent].seen.expect("seen");
+            let healthy = apps[dependency].healthy.expect("healthy");
+            assert!(
+                created >= healthy,
+                "{c}: {dependent} existed {:?} before {dependency} was Healthy",
+                healthy - created
+            );
+        }
+    }
+
+    // edge-b's cert-manager recovers: its dependents follow and the Stack is delivered.
+    argocd.set_degraded("edge-b", "certs", false);
+    eventually("18/18 Ready", WAIT, || {
+        let s = stack(&cluster);
+        let (status, reason, message) = ready(&s);
+        (status == "True" && reason == "Delivered" && s["status"]["progress"] == "18/18")
+            .then_some(())
+            .ok_or(format!("{status} {reason} {message}"))
+    })
+    .await;
+
+    // Drift: a hand edit is reverted, a hand deletion recreated.
+    let victim = applications(&cluster)
+        .into_iter()
+        .find(|a| {
+            a["spec"]["destination"]["name"] == "edge-a"
+                && a["metadata"]["labels"]["mk8.io/component"] == "ingress"
+        })
+        .unwrap();
+    let name = victim["metadata"]["name"].as_str().unwrap().to_string();
+    let pinned = victim["spec"]["source"]["targetRevision"].clone();
+    cluster.kubectl(&[
+        "patch",
+        "-n",
+        "argocd",
+        "applications.argoproj.io",
+        &name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"source":{"targetRevision":"4.0.0"}}}"#,
+    ]);
+    eventually("the hand edit reverted", WAIT, || {
+        let app = cluster.get_json(&["-n", "argocd", "applications.argoproj.io", &name]);
+        (app["spec"]["source"]["targetRevision"] == pinned)
+            .then_some(())
+            .ok_or(app["spec"]["source"].to_string())
+    })
+    .await;
+    cluster.kubectl(&[
+        "delete",
+        "-n",
+        "argocd",
+        "applications.argoproj.io",
+        &name,
+        "--wait=false",
+    ]);
+    eventually("the deleted Application recreated and Ready", WAIT, || {
+        let s = stack(&cluster);
+        let app = cluster.kubectl_raw(&[
+            "get",
+            "-n",
+            "argocd",
+            "applications.argoproj.io",
+            &name,
+            "-o",
+            "json",
+        ]);
+        let recreated = app.status.success()
+            && serde_json::from_slice::<Value>(&app.stdout)
+                .is_ok_and(|a| a["metadata"].get("deletionTimestamp").is_none());
+        (recreated && ready(&s).1 == "Delivered")
+            .then_some(())
+            .ok_or(format!("{:?}", ready(&s)))
+    })
+    .await;
+
+    // Removing a component others depend on is refused, and nothing is deleted.
+    let without_certs = STACK.replace("  - {name: certs, preset: cert-manager}\n", "");
+    let out = cluster.kubectl_stdin_raw(&["apply", "-f", "-"], &without_certs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(
+        "the removal refused with the dependency named",
+        WAIT,
+        || {
+            let (status, reason, message) = ready(&stack(&cluster));
+            (reason == "UnknownDependency" && message.contains("depends on certs"))
+                .then_some(())
+                .ok_or(format!("{status} {reason} {message}"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        applications(&cluster).len(),
+        18,
+        "a refused change deleted Applications"
+    );
+    crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], STACK);
+
+    // edge-c deselected: its Applications go, the highest wave first.
+    cluster.kubectl(&[
+        "label",
+        "-n",
+        "fleet",
+        "clusterprofile",
+        "edge-c",
+        "env=retired",
+        "--overwrite",
+    ]);
+    eventually("edge-c's Applications removed", WAIT, || {
+        let left = applications(&cluster)
+            .iter()
+            .filter(|a| a["spec"]["destination"]["name"] == "edge-c")
+            .count();
+        let s = stack(&cluster);
+        (left == 0 && s["status"]["progress"] == "12/12")
+            .then_some(())
+            .ok_or(format!("{left} left, {:?}", ready(&s)))
+    })
+    .await;
+    assert_removed_highest_wave_first(&on(&argocd.timelines(), "edge-c"));
+
+    // The Stack deleted: every Application goes, highest wave first on each cluster, and only
+    // then the Stack.
+    cluster.kubectl(&["delete", "-n", "fleet", "stack", "platform", "--wait=false"]);
+    eventually("the Stack and its Applications gone", WAIT, || {
+        let left = applications(&cluster).len();
+        let stack = cluster.kubectl_raw(&["get", "-n", "fleet", "stack", "platform"]);
+        (left == 0 && !stack.status.success())
+            .then_some(())
+            .ok_or(format!("{left} Applications left"))
+    })
+    .await;
+    let timelines = argocd.timelines();
+    for c in ["edge-a", "edge-b"] {
+        let removed: BTreeMap<String, Timeline> = on(&timelines, c)
+            .into_iter()
+            .filter(|(_, t)| t.gone.is_some())
+            .collect();
+        assert_eq!(removed.len(), 6, "{c}: {removed:#?}");
+        assert_removed_highest_wave_first(&removed);
+    }
+    let _ = operator.stop.send(());
+}

@@ -5,6 +5,7 @@ mod completion;
 mod crds;
 mod dev;
 mod kubeconfig;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Kubeconfigs of managed clusters for people: print, merge into yours, remove, switch.
     Kubeconfig(kubeconfig::KubeconfigArgs),
+    /// Plan a Stack's waves, or render its ArgoCD Applications for a Git repository.
+    Stack(stack::StackArgs),
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Crds(args) => crds::run(args),
         Command::Dev(args) => block_on(dev::run(args)),
         Command::Kubeconfig(args) => block_on(kubeconfig::run(args)),
+        Command::Stack(args) => stack::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

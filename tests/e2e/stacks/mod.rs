@@ -132,6 +132,156 @@ fn assert_removed_highest_wave_first(removed: &BTreeMap<String, Timeline>) {
     }
 }
 
+const MK8: &str = env!("CARGO_BIN_EXE_mk8");
+
+fn mk8(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(MK8)
+        .args(args)
+        .output()
+        .expect("mk8 runs")
+}
+
+fn render_equals_the_live_applications(cluster: &TestCluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let stack_file = dir.path().join("stack.yaml");
+    std::fs::write(&stack_file, STACK).unwrap();
+    let profiles = dir.path().join("profiles.yaml");
+    std::fs::write(
+        &profiles,
+        cluster.kubectl(&["get", "clusterprofiles", "-n", "fleet", "-o", "yaml"]),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = mk8(&[
+        "stack",
+        "render",
+        "-f",
+        stack_file.to_str().unwrap(),
+        "--cluster-profiles",
+        profiles.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--repo-url",
+        "https://git.example/fleet.git",
+        "--repo-path",
+        "platform/apps",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live: BTreeMap<String, Value> = applications(cluster)
+        .into_iter()
+        .map(|a| (a["metadata"]["name"].as_str().unwrap().to_string(), a))
+        .collect();
+    let mut rendered = 0;
+    for entry in std::fs::read_dir(out_dir.join("apps")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let file: Value = serde_yaml::from_str(&text).unwrap();
+        let name = file["metadata"]["name"].as_str().unwrap();
+        let app = live
+            .get(name)
+            .unwrap_or_else(|| panic!("rendered {name} is not live"));
+        assert_eq!(file["spec"], app["spec"], "{name}: spec");
+        for field in ["labels", "annotations"] {
+            for (k, v) in file["metadata"][field].as_object().unwrap() {
+                assert_eq!(&app["metadata"][field][k], v, "{name}: {field} {k}");
+            }
+        }
+        assert_eq!(
+            file["metadata"]["finalizers"], app["metadata"]["finalizers"],
+            "{name}"
+        );
+        rendered += 1;
+    }
+    assert_eq!(rendered, live.len(), "one file per live Application");
+    let root: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out_dir.join("root.yaml")).unwrap()).unwrap();
+    assert_eq!(root["spec"]["source"]["path"], "platform/apps");
+    // The files are valid Applications for the API server too.
+    let out = cluster.kubectl_raw(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        out_dir.to_str().unwrap(),
+        "--recursive",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn plan_prints_waves_per_cluster_and_refuses_cycles_and_unknown_dependencies_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stack.yaml");
+    std::fs::write(&file, STACK).unwrap();
+    let out = mk8(&[
+        "stack",
+        "plan",
+        "-f",
+        file.to_str().unwrap(),
+        "--cluster",
+        "edge-a",
+        "--cluster",
+        "edge-c:size=large",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "cluster edge-a\n  wave 0: certs, lb\n  wave 1: ingress, lb-pool, monitoring, policy\ncluster edge-c\n  wave 0: certs, lb\n  wave 1: ingress, lb-pool, monitoring, policy\n"
+    );
+    let cycle = STACK.replace(
+        "{name: certs, preset: cert-manager}",
+        "{name: certs, preset: cert-manager, dependsOn: [policy]}",
+    );
+    std::fs::write(&file, cycle).unwrap();
+    let out = mk8(&[
+        "stack",
+        "plan",
+        "-f",
+        file.to_str().unwrap(),
+        "--cluster",
+        "edge-a",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dependency cycle: certs → policy → certs"),
+        "{stderr}"
+    );
+    let unknown = STACK.replace("dependsOn: [lb]", "dependsOn: [metal-lb]");
+    std::fs::write(&file, unknown).unwrap();
+    let out = mk8(&[
+        "stack",
+        "plan",
+        "-f",
+        file.to_str().unwrap(),
+        "--cluster",
+        "edge-a",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "component lb-pool depends on metal-lb, which is not a component of this Stack"
+        ),
+        "{stderr}"
+    );
+    let out = mk8(&["stack", "plan", "-f", file.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cluster NAME"),
+        "no clusters named"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_reverse() {
     let cluster = TestCluster::with_mk8_crds().await;
@@ -285,6 +435,9 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
             .ok_or(format!("{status} {reason} {message}"))
     })
     .await;
+
+    // `mk8 stack render` writes exactly what the controller wrote.
+    render_equals_the_live_applications(&cluster);
 
     // Drift: a hand edit is reverted, a hand deletion recreated.
     let victim = applications(&cluster)

@@ -19,7 +19,8 @@ pub use clusterprofile::{ClusterProfile, ClusterProfileSpec, ClusterProfileStatu
 pub use common::{LocalObjectReference, Phase};
 pub use nodepool::{NodePool, NodePoolSpec, NodePoolStatus};
 pub use stack::{
-    ClusterOverride, Component, ComponentStatus, Stack, StackClusterStatus, StackSpec, StackStatus,
+    ClusterOverride, Component, ComponentStatus, Rollout, Stack, StackClusterStatus, StackSpec,
+    StackStatus,
 };
 pub use view::{ClusterProfileView, ClusterProfileViewSpec, ClusterProfileViewStatus};
 

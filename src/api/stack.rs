@@ -56,6 +56,9 @@ pub struct StackSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub cluster_overrides: Vec<ClusterOverride>,
+    /// How a change (a new version, new values) of existing Applications spreads over the clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
     /// Chart repository mirror for air-gapped sites: every Helm repository of the Stack becomes
     /// `<mirror>/<host>/<path>` (overrides the operator's `--chart-mirror`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +117,17 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::common::preserve_unknown_object")]
     pub values: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Progressive rollout of changes across clusters.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// At most this many clusters take a change at a time; the next ones only once those are
+    /// Ready again. A Degraded cluster pauses the rollout until it is fixed or the change reverted.
+    /// New clusters and new components are installed without waiting.
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_clusters_in_progress: i32,
 }
 
 /// Helm values for one component on the clusters whose ClusterProfile labels match.

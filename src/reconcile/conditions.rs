@@ -70,6 +70,8 @@ pub mod reasons {
     pub const QUERY_UNAVAILABLE: &str = "QueryUnavailable";
     /// `spec.paused` is true.
     pub const PAUSED: &str = "Paused";
+    /// A Stack's rollout stopped at a Degraded cluster.
+    pub const ROLLOUT_PAUSED: &str = "RolloutPaused";
     /// `spec.paused` is false.
     pub const NOT_PAUSED: &str = "NotPaused";
 }

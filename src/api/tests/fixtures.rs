@@ -238,6 +238,7 @@ pub fn stack() -> Stack {
             ],
             cluster_overrides: Vec::new(),
             chart_mirror: None,
+            rollout: None,
             argocd: ArgoCdSettings::default(),
             wave_timeout: "15m".into(),
         },

@@ -199,6 +199,11 @@ pub fn stack() -> Value {
                 {"name": "policies", "dependsOn": ["kyverno"],
                  "git": {"repoURL": "https://git.example/policies.git", "path": "clusters/prod", "targetRevision": "main"}}
             ],
+            "clusterOverrides": [
+                {"clusterSelector": {"matchExpressions": [{"key": "size", "operator": "In", "values": ["large"]}]},
+                 "component": "kyverno", "values": {"admissionController": {"replicas": 3}}}
+            ],
+            "rollout": {"maxClustersInProgress": 2},
             "argocd": {"namespace": "argocd", "project": "platform"},
             "waveTimeout": "15m"
         }),
@@ -470,6 +475,26 @@ fn stack_cases() -> Vec<Case> {
         accept("maxItems", stack(), "spec.components[1].dependsOn", numbered("dep-", 50)),
         reject("maxItems", stack(), "spec.components[1].dependsOn", numbered("dep-", 51)),
         accept("pattern", stack(), "spec.chartMirror", json!("https://mirror.internal/helm")),
+        accept("maxItems", stack(), "spec.clusterOverrides", overrides(100)),
+        reject("maxItems", stack(), "spec.clusterOverrides", overrides(101)),
+        present(stack(), "spec.clusterOverrides[0].clusterSelector.matchExpressions[0].key"),
+        missing(stack(), "spec.clusterOverrides[0].clusterSelector.matchExpressions[0].key"),
+        present(stack(), "spec.clusterOverrides[0].clusterSelector.matchExpressions[0].operator"),
+        missing(stack(), "spec.clusterOverrides[0].clusterSelector.matchExpressions[0].operator"),
+        present(stack(), "spec.clusterOverrides[0].component"),
+        missing(stack(), "spec.clusterOverrides[0].component"),
+        accept("minLength", stack(), "spec.clusterOverrides[0].component", json!("k")),
+        reject("minLength", stack(), "spec.clusterOverrides[0].component", json!("")),
+        accept("maxLength", stack(), "spec.clusterOverrides[0].component", long(40)),
+        reject("maxLength", stack(), "spec.clusterOverrides[0].component", long(41)),
+        present(stack(), "spec.clusterOverrides[0].values"),
+        missing(stack(), "spec.clusterOverrides[0].values"),
+        present(stack(), "spec.rollout.maxClustersInProgress"),
+        missing(stack(), "spec.rollout.maxClustersInProgress"),
+        accept("minimum", stack(), "spec.rollout.maxClustersInProgress", json!(1)),
+        reject("minimum", stack(), "spec.rollout.maxClustersInProgress", json!(0)),
+        accept("maximum", stack(), "spec.rollout.maxClustersInProgress", json!(10000)),
+        reject("maximum", stack(), "spec.rollout.maxClustersInProgress", json!(10001)),
         reject("pattern", stack(), "spec.chartMirror", json!("mirror.internal/helm")),
         present(stack(), &at(helm, "repoURL")),
         missing(stack(), &at(helm, "repoURL")),
@@ -622,6 +647,12 @@ fn long(n: usize) -> Value {
 /// `n` distinct strings: `prefix` followed by a number.
 fn numbered(prefix: &str, n: usize) -> Value {
     (0..n).map(|i| json!(format!("{prefix}{i}"))).collect()
+}
+
+fn overrides(n: usize) -> Value {
+    (0..n)
+        .map(|i| json!({"component": "kyverno", "values": {"replica": i}}))
+        .collect()
 }
 
 fn access_entries(n: usize) -> Value {

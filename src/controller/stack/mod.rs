@@ -73,6 +73,9 @@ pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
             let plan = plan::plan(&stack, &verdict.waves, &graph, &targets, &observed, mirror);
             act(&stack, &plan, &ctx).await?;
             desired.extend(delivery_conditions(&plan, targets.len()));
+            if stack.spec.rollout.is_some() {
+                desired.push(rollout_condition(&plan));
+            }
             status.ready_applications = plan.ready as i32;
             status.total_applications = plan.total as i32;
             status.progress = Some(format!("{}/{}", plan.ready, plan.total));
@@ -255,6 +258,30 @@ fn some(items: &[String]) -> String {
     text
 }
 
+/// Paused while a Degraded cluster holds back a rollout.
+fn rollout_condition(plan: &Plan) -> Desired {
+    if plan.paused_by.is_empty() {
+        return Desired::no(
+            types::PAUSED,
+            reasons::NOT_PAUSED,
+            match plan.held.len() {
+                0 => "no change waits for the rollout".to_string(),
+                n => format!("{n} clusters wait their turn: {}", some(&plan.held)),
+            },
+        );
+    }
+    Desired::yes(
+        types::PAUSED,
+        reasons::ROLLOUT_PAUSED,
+        format!(
+            "the rollout is paused: {} Degraded; {} clusters wait for the change ({}); fix the Degraded cluster or revert the change",
+            some(&plan.paused_by),
+            plan.held.len(),
+            some(&plan.held)
+        ),
+    )
+}
+
 /// Ready, Progressing and Degraded from the plan.
 fn delivery_conditions(plan: &Plan, clusters: usize) -> Vec<Desired> {
     if clusters == 0 {
@@ -311,6 +338,14 @@ fn delivery_conditions(plan: &Plan, clusters: usize) -> Vec<Desired> {
         ));
         return out;
     }
+    let held = if plan.held.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; rollout: {} clusters wait for the change",
+            plan.held.len()
+        )
+    };
     let (reason, msg) = if plan.removing > 0 && plan.ready == plan.total {
         (
             reasons::REMOVING_APPLICATIONS,
@@ -322,12 +357,16 @@ fn delivery_conditions(plan: &Plan, clusters: usize) -> Vec<Desired> {
     } else if !plan.waiting.is_empty() && plan.degraded.is_empty() {
         (
             reasons::WAITING_FOR_DEPENDENCY,
-            format!("{counts}; {}; {}", some(&pending), some(&plan.waiting)),
+            format!(
+                "{counts}; {}; {}{held}",
+                some(&pending),
+                some(&plan.waiting)
+            ),
         )
     } else {
         (
             reasons::APPLICATIONS_PROGRESSING,
-            format!("{counts}; {}", some(&pending)),
+            format!("{counts}; {}{held}", some(&pending)),
         )
     };
     out.push(Desired::yes(types::PROGRESSING, reason, msg.clone()));

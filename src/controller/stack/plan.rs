@@ -97,6 +97,10 @@ pub struct Plan {
     pub degraded: Vec<String>,
     /// `cluster/component waits for dependency` of components not created yet.
     pub waiting: Vec<String>,
+    /// Clusters whose changes the rollout holds back.
+    pub held: Vec<String>,
+    /// Degraded clusters that pause the rollout (only while changes are held).
+    pub paused_by: Vec<String>,
 }
 
 /// A name or label value of at most 63 characters: `text` if it fits, else its first 54
@@ -393,6 +397,71 @@ fn wave_of(app: &Value) -> usize {
         .unwrap_or(0)
 }
 
+/// Changes to one cluster's existing Applications, and whether it is busy.
+#[derive(Default)]
+struct ClusterWork {
+    /// (index in the cluster's component statuses, the Application as wanted).
+    updates: Vec<(usize, Value)>,
+    /// Some existing Application is not Ready for its current spec.
+    busy: bool,
+    /// Some existing Application is Degraded.
+    degraded: bool,
+}
+
+/// Release the changes of existing Applications: all of them without `spec.rollout`; else the
+/// busy clusters' and, while no cluster is Degraded, new clusters' up to `maxClustersInProgress`
+/// busy ones, in cluster order. Held changes show as Waiting with the reason.
+fn roll_out(stack: &Stack, work: Vec<ClusterWork>, out: &mut Plan) {
+    let limit = stack
+        .spec
+        .rollout
+        .as_ref()
+        .map(|r| r.max_clusters_in_progress.max(1) as usize);
+    let sick: Vec<String> = work
+        .iter()
+        .zip(&out.clusters)
+        .filter(|(w, _)| w.degraded)
+        .map(|(_, c)| c.name.clone())
+        .collect();
+    let mut busy = work.iter().filter(|w| w.busy).count();
+    for (i, w) in work.into_iter().enumerate() {
+        if w.updates.is_empty() {
+            continue;
+        }
+        let allowed = match limit {
+            None => true,
+            Some(n) => w.busy || (sick.is_empty() && busy < n),
+        };
+        if allowed {
+            busy += usize::from(!w.busy);
+            out.apply.extend(w.updates.into_iter().map(|(_, app)| app));
+            continue;
+        }
+        let why = if sick.is_empty() {
+            format!(
+                "the change waits for the rollout: {busy} clusters in progress, at most {}",
+                limit.unwrap_or_default()
+            )
+        } else {
+            format!(
+                "the change waits: the rollout is paused while {} is Degraded",
+                sick.join(", ")
+            )
+        };
+        let cluster = &mut out.clusters[i];
+        for (index, _) in w.updates {
+            if let Some(status) = cluster.components.get_mut(index) {
+                status.phase = Phase::Waiting.as_str().to_string();
+                status.message = Some(why.clone());
+            }
+        }
+        out.held.push(cluster.name.clone());
+    }
+    if !out.held.is_empty() {
+        out.paused_by = sick;
+    }
+}
+
 /// Plan one reconcile of a valid Stack.
 ///
 /// A component's Application is created on a cluster only once every dependency is Ready
@@ -413,9 +482,11 @@ pub fn plan(
         .collect();
     let mut out = Plan::default();
     let mut wanted_names = BTreeSet::new();
+    let mut clusters_work = Vec::new();
     for target in targets {
         let mut phases: BTreeMap<&str, Phase> = BTreeMap::new();
         let mut components = Vec::new();
+        let mut work = ClusterWork::default();
         for (wave, names) in waves.iter().enumerate() {
             for name in names {
                 let Some(component) = stack.spec.components.iter().find(|c| &c.name == name) else {
@@ -432,9 +503,14 @@ pub fn plan(
                 out.total += 1;
                 let state = match by_name.get(app_name.as_str()) {
                     Some(existing) => {
+                        // The cluster is busy while an Application is not Ready for the spec
+                        // it has now (the rollout counts it as in progress).
+                        let own = observe(existing, existing).phase;
+                        work.busy |= own != Phase::Ready;
+                        work.degraded |= own == Phase::Degraded;
                         let state = observe(existing, &wanted);
                         if state.phase != Phase::Deleting && differs(&wanted, existing) {
-                            out.apply.push(wanted);
+                            work.updates.push((components.len(), wanted));
                         }
                         state
                     }
@@ -494,7 +570,9 @@ pub fn plan(
             name: target.name.clone(),
             components,
         });
+        clusters_work.push(work);
     }
+    roll_out(stack, clusters_work, &mut out);
     // What is no longer wanted goes away per cluster, highest wave first.
     let mut unwanted: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for (name, app) in &by_name {

@@ -175,7 +175,9 @@ fn an_unchanged_application_is_not_written_and_a_changed_one_is() {
     // Drift by hand on the spec is restored.
     observed[0]["spec"]["source"]["targetRevision"] = json!("v0.0.1");
     let drift = run(&s, &t, &observed);
-    assert_eq!(names(&drift.apply), ["certs", "policy"]);
+    let mut written = names(&drift.apply);
+    written.sort();
+    assert_eq!(written, ["certs", "policy"]);
 }
 
 #[test]
@@ -309,4 +311,69 @@ fn unwanted_applications_go_highest_wave_first_per_cluster() {
     let p = run(&s, &[], &all);
     assert_eq!(p.delete.len(), 2);
     assert_eq!(p.removing, 6);
+}
+
+#[test]
+fn a_change_reaches_one_cluster_at_a_time_and_pauses_on_a_degraded_one() {
+    let mut s = stack(
+        "  components:\n  - {name: lb, preset: metallb}\n  rollout: {maxClustersInProgress: 1}\n",
+    );
+    let t = [target("a", &[]), target("b", &[]), target("c", &[])];
+    let healthy: Vec<Value> = run(&s, &t, &[])
+        .apply
+        .iter()
+        .map(|a| reported(a, "Synced", "Healthy"))
+        .collect();
+    assert!(run(&s, &t, &healthy).apply.is_empty());
+    // New values: only cluster a takes them.
+    s.spec.components[0].values = Some(
+        json!({"speaker": {"logLevel": "debug"}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let p = run(&s, &t, &healthy);
+    assert_eq!(p.apply.len(), 1);
+    assert_eq!(p.apply[0]["spec"]["destination"]["name"], "a");
+    assert_eq!(p.held, ["b", "c"]);
+    assert!(p.paused_by.is_empty());
+    assert_eq!(
+        component(&p, "b", "lb").message.as_deref(),
+        Some("the change waits for the rollout: 1 clusters in progress, at most 1")
+    );
+    // a has the new spec, not yet synced: b and c still wait.
+    let mut observed = healthy.clone();
+    observed[0]["spec"] = p.apply[0]["spec"].clone();
+    let p = run(&s, &t, &observed);
+    assert!(p.apply.is_empty(), "{:?}", p.apply);
+    assert_eq!(p.held, ["b", "c"]);
+    // a Ready on the new spec: b's turn.
+    observed[0] = reported(&observed[0], "Synced", "Healthy");
+    let p = run(&s, &t, &observed);
+    assert_eq!(p.apply.len(), 1);
+    assert_eq!(p.apply[0]["spec"]["destination"]["name"], "b");
+    // b Degraded on the new spec: the rollout pauses, c waits, naming b.
+    observed[1]["spec"] = p.apply[0]["spec"].clone();
+    observed[1] = reported(&observed[1], "Synced", "Degraded");
+    let p = run(&s, &t, &observed);
+    assert!(p.apply.is_empty());
+    assert_eq!(p.paused_by, ["b"]);
+    assert_eq!(p.held, ["c"]);
+    assert_eq!(
+        component(&p, "c", "lb").message.as_deref(),
+        Some("the change waits: the rollout is paused while b is Degraded")
+    );
+    // Reverted: b (busy) takes the old values back at once, c has nothing to change, and a
+    // (healthy on the reverted change) goes back once b is no longer Degraded.
+    s.spec.components[0].values = None;
+    let p = run(&s, &t, &observed);
+    assert_eq!(p.apply.len(), 1);
+    assert_eq!(p.apply[0]["spec"]["destination"]["name"], "b");
+    assert_eq!(p.held, ["a"]);
+    observed[1]["spec"] = p.apply[0]["spec"].clone();
+    observed[1] = reported(&observed[1], "Synced", "Healthy");
+    let p = run(&s, &t, &observed);
+    assert_eq!(p.apply.len(), 1);
+    assert_eq!(p.apply[0]["spec"]["destination"]["name"], "a");
+    assert!(p.held.is_empty() && p.paused_by.is_empty());
 }

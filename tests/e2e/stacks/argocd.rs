@@ -26,13 +26,17 @@ pub struct Timeline {
     pub gone: Option<Instant>,
     /// Its labels and annotations when last seen.
     pub labels: BTreeMap<String, String>,
+    /// When each new spec was first seen (the first is `seen`).
+    pub changes: Vec<Instant>,
+    /// When it was reported Synced and Healthy, for each spec it was.
+    pub healthy_at: Vec<Instant>,
 }
 
 #[derive(Default)]
 struct Shared {
     timelines: BTreeMap<String, Timeline>,
-    /// (cluster, component) reported Degraded.
-    degraded: BTreeSet<(String, String)>,
+    /// (cluster, component) reported Degraded, when the spec (as JSON) contains the text.
+    degraded: BTreeMap<(String, String), String>,
     /// Per Application: the spec reported on, and when that spec was first seen.
     spec_seen: BTreeMap<String, (Value, Instant)>,
     deletion_seen: BTreeMap<String, Instant>,
@@ -72,13 +76,18 @@ impl FakeArgoCd {
 
     /// Report this component Degraded on this cluster (or healthy again).
     pub fn set_degraded(&self, cluster: &str, component: &str, degraded: bool) {
+        self.degraded_when(cluster, component, degraded.then_some(""));
+    }
+
+    /// Report this component Degraded on this cluster while its spec contains `text` (`None`:
+    /// healthy again).
+    pub fn degraded_when(&self, cluster: &str, component: &str, text: Option<&str>) {
         let mut s = self.shared.lock().unwrap();
         let key = (cluster.to_string(), component.to_string());
-        if degraded {
-            s.degraded.insert(key);
-        } else {
-            s.degraded.remove(&key);
-        }
+        match text {
+            Some(text) => s.degraded.insert(key, text.to_string()),
+            None => s.degraded.remove(&key),
+        };
     }
 
     /// What happened to each Application so far.
@@ -118,7 +127,10 @@ async fn round(api: &Api<DynamicObject>, shared: &Mutex<Shared>) -> kube::Result
         let mut patch = None;
         {
             let mut s = shared.lock().unwrap();
-            let degraded = s.degraded.contains(&(cluster.clone(), component.clone()));
+            let degraded = s
+                .degraded
+                .get(&(cluster.clone(), component.clone()))
+                .is_some_and(|text| app["spec"].to_string().contains(text.as_str()));
             let timeline = s.timelines.entry(name.clone()).or_default();
             if timeline.gone.is_some() {
                 // Deleted earlier and created again: a new Application.
@@ -144,15 +156,18 @@ async fn round(api: &Api<DynamicObject>, shared: &Mutex<Shared>) -> kube::Result
                 }
             } else {
                 let spec = app["spec"].clone();
-                let since = match s.spec_seen.get(&name) {
-                    Some((seen, at)) if *seen == spec => *at,
+                let (since, new) = match s.spec_seen.get(&name) {
+                    Some((seen, at)) if *seen == spec => (*at, false),
                     _ => {
                         s.spec_seen.insert(name.clone(), (spec.clone(), now));
-                        now
+                        (now, true)
                     }
                 };
                 let timeline = s.timelines.entry(name.clone()).or_default();
                 timeline.seen.get_or_insert(since);
+                if new {
+                    timeline.changes.push(now);
+                }
                 let health = if degraded { "Degraded" } else { "Healthy" };
                 let compared =
                     json!({"source": spec["source"], "destination": spec["destination"]});
@@ -165,6 +180,7 @@ async fn round(api: &Api<DynamicObject>, shared: &Mutex<Shared>) -> kube::Result
                 {
                     if !degraded {
                         timeline.healthy.get_or_insert(now);
+                        timeline.healthy_at.push(now);
                     }
                     patch = Some(json!({"status": {
                         "sync": {"status": "Synced", "comparedTo": compared, "revision": spec["source"]["targetRevision"]},

@@ -566,3 +566,142 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
     }
     let _ = operator.stop.send(());
 }
+
+const ROLLOUT: &str = r#"
+apiVersion: mk8.io/v1alpha1
+kind: Stack
+metadata: {name: lb, namespace: fleet}
+spec:
+  clusterSelector: {matchLabels: {env: prod}}
+  rollout: {maxClustersInProgress: 1}
+  components:
+  - {name: lb, preset: metallb, values: {speaker: {logLevel: info}}}
+"#;
+
+fn lb_apps(cluster: &TestCluster) -> BTreeMap<String, Value> {
+    applications(cluster)
+        .into_iter()
+        .map(|a| {
+            (
+                a["spec"]["destination"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                a,
+            )
+        })
+        .collect()
+}
+
+fn condition_of(obj: &Value, type_: &str) -> (String, String, String) {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("status"), s("reason"), s("message"))
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_values_change_rolls_out_one_cluster_at_a_time_and_pauses_on_a_degraded_one() {
+    let cluster = TestCluster::with_mk8_crds().await;
+    cluster
+        .apply_manifests(&format!(
+            "{}\n---\n{}",
+            shared_crd("clusterprofile-crd.yaml"),
+            shared_crd("argocd-application-crd.yaml")
+        ))
+        .await;
+    cluster.kubectl(&["create", "namespace", "fleet"]);
+    cluster.kubectl(&["create", "namespace", "argocd"]);
+    for name in ["edge-a", "edge-b", "edge-c"] {
+        crate::support::apply_stdin_with(
+            &cluster.kubeconfig,
+            &["apply", "-f", "-"],
+            &profile(name, "env: prod"),
+        );
+    }
+    let operator = start_operator(&cluster).await;
+    let argocd = FakeArgoCd::start(cluster.client().await, "argocd");
+    let get = || cluster.get_json(&["-n", "fleet", "stack", "lb"]);
+    crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], ROLLOUT);
+    // A new Stack installs everywhere at once (the rollout limits changes, not installs).
+    eventually("3/3 Ready", WAIT, || {
+        let s = get();
+        (ready(&s).1 == "Delivered")
+            .then_some(())
+            .ok_or(format!("{:?}", ready(&s)))
+    })
+    .await;
+
+    // The new version is Degraded on edge-b.
+    argocd.degraded_when("edge-b", "lb", Some("\"logLevel\":\"debug\""));
+    let debug = ROLLOUT.replace("logLevel: info", "logLevel: debug");
+    crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], &debug);
+    let is_debug =
+        |a: &Value| a["spec"]["source"]["helm"]["valuesObject"]["speaker"]["logLevel"] == "debug";
+    // Never more than one cluster in progress; edge-a first, then edge-b, and edge-c never.
+    let s = eventually("the rollout paused at edge-b", WAIT, || {
+        let apps = lb_apps(&cluster);
+        let changed: Vec<&String> = apps
+            .iter()
+            .filter(|(_, a)| is_debug(a))
+            .map(|(c, _)| c)
+            .collect();
+        assert!(
+            !changed.contains(&&"edge-c".to_string()),
+            "edge-c got the change: {changed:?}"
+        );
+        let s = get();
+        let paused = condition_of(&s, "Paused");
+        (paused.0 == "True")
+            .then_some(s.clone())
+            .ok_or(format!("{changed:?} {paused:?}"))
+    })
+    .await;
+    let (_, reason, message) = condition_of(&s, "Paused");
+    assert_eq!(reason, "RolloutPaused");
+    assert!(
+        message.contains("edge-b Degraded")
+            && message.contains("1 clusters wait for the change (edge-c)"),
+        "{message}"
+    );
+    assert_eq!(ready(&s).1, "ComponentDegraded");
+    // It stays paused: edge-c keeps the old values.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let apps = lb_apps(&cluster);
+    assert!(is_debug(&apps["edge-a"]) && is_debug(&apps["edge-b"]) && !is_debug(&apps["edge-c"]));
+    let t = argocd.timelines();
+    let (a, b) = (&on(&t, "edge-a")["lb"], &on(&t, "edge-b")["lb"]);
+    assert!(
+        b.changes[1] >= *a.healthy_at.last().unwrap(),
+        "edge-b got the change before edge-a was Healthy with it"
+    );
+
+    // Reverted: edge-b goes back at once, edge-a after it, edge-c never changed.
+    crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], ROLLOUT);
+    eventually(
+        "delivered again on the old values, not paused",
+        WAIT,
+        || {
+            let s = get();
+            let apps = lb_apps(&cluster);
+            let done = ready(&s).1 == "Delivered"
+                && condition_of(&s, "Paused").0 == "False"
+                && apps.values().all(|a| !is_debug(a));
+            done.then_some(())
+                .ok_or(format!("{:?} {:?}", ready(&s), condition_of(&s, "Paused")))
+        },
+    )
+    .await;
+    assert_eq!(
+        on(&argocd.timelines(), "edge-c")["lb"].changes.len(),
+        1,
+        "edge-c never changed"
+    );
+    let _ = operator.stop.send(());
+}

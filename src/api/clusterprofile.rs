@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const PROFILE_GROUP: &str = "multicluster.x-k8s.io";
 /// The label every ClusterProfile carries to name the manager that publishes it.
 pub const CLUSTER_MANAGER_LABEL: &str = "x-k8s.io/cluster-manager";
+/// The cluster-manager name of the profiles mk8 publishes for its own Clusters
+/// (`spec.clusterManager.name` and the [`CLUSTER_MANAGER_LABEL`] value).
+pub const MK8_MANAGER: &str = "mk8";
 /// The condition a manager sets when the cluster's control plane answers.
 pub const CONTROL_PLANE_HEALTHY: &str = "ControlPlaneHealthy";
 /// The exec extension name (KEP-5339) whose value is passed to the credential plugin.

@@ -163,6 +163,7 @@ fn parse_cluster(spec: &str) -> anyhow::Result<Target> {
     Ok(Target {
         name: name.to_string(),
         labels: map,
+        access_problem: None,
     })
 }
 
@@ -191,6 +192,7 @@ fn selected_profiles(stack: &Stack, text: &str) -> anyhow::Result<Vec<Target>> {
                         .context("--cluster-profiles: a ClusterProfile without metadata.name")?
                         .to_string(),
                     labels,
+                    access_problem: None,
                 });
             }
         }

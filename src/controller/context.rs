@@ -34,6 +34,9 @@ pub struct Delivery {
     /// Chart repository mirror for air-gapped sites (`--chart-mirror`), used unless a Stack
     /// names its own.
     pub chart_mirror: Option<String>,
+    /// KEP-5339 access providers for clusters mk8 does not manage
+    /// (`--clusterprofile-provider-file`).
+    pub access_providers: Option<super::stack::access::ProviderFile>,
 }
 
 impl Default for Delivery {
@@ -41,6 +44,7 @@ impl Default for Delivery {
         Self {
             argocd_namespace: "argocd".into(),
             chart_mirror: None,
+            access_providers: None,
         }
     }
 }

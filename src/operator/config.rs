@@ -60,6 +60,10 @@ pub struct OperatorConfig {
     /// rewritten to `<mirror>/<host>/<path>` unless the Stack sets `spec.chartMirror`.
     #[arg(long, env = "MK8_CHART_MIRROR")]
     pub chart_mirror: Option<String>,
+    /// KEP-5339 access-provider file (JSON `{"providers": [{"name", "execConfig"}]}`): how ArgoCD
+    /// reaches clusters whose ClusterProfiles other cluster managers publish.
+    #[arg(long, env = "MK8_CLUSTERPROFILE_PROVIDER_FILE")]
+    pub clusterprofile_provider_file: Option<PathBuf>,
     /// AWS region used when a Cluster does not name one.
     #[arg(long, env = "AWS_REGION")]
     pub aws_region: Option<String>,

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::controller::context::{Capabilities, Context, Delivery};
 use crate::controller::metrics::Metrics;
+use crate::controller::stack::access::ProviderFile;
 use crate::controller::{self, RunConfig};
 use crate::providers::Providers;
 use crate::providers::rke2::Rke2;
@@ -94,10 +95,22 @@ where
         tracing::info!("leading: starting controllers");
 
         let capabilities = discover(&client).await;
+        let access_providers = match &config.clusterprofile_provider_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("--clusterprofile-provider-file {}: {e}", path.display())
+                })?;
+                Some(ProviderFile::parse(&text).map_err(|e| {
+                    anyhow::anyhow!("--clusterprofile-provider-file {}: {e}", path.display())
+                })?)
+            }
+        };
         let mut ctx = Context::new(client, metrics, providers(&config), capabilities);
         ctx.delivery = Delivery {
             argocd_namespace: config.argocd_namespace.clone(),
             chart_mirror: config.chart_mirror.clone(),
+            access_providers,
         };
         let ctx = Arc::new(ctx);
         let run_config = RunConfig {

@@ -53,14 +53,21 @@ pub(crate) struct Operator {
 }
 
 pub(crate) async fn start_operator(cluster: &TestCluster) -> Operator {
+    start_operator_with(cluster, &[]).await
+}
+
+/// Start the operator with these flags besides the test defaults.
+pub(crate) async fn start_operator_with(cluster: &TestCluster, flags: &[&str]) -> Operator {
     // Logs show up in a failing test's output (RUST_LOG=debug for more).
     operator::telemetry::init("info", operator::config::LogFormat::Text);
-    let config = OperatorConfig::from_args(&[
+    let mut args = vec![
         "--admin-addr",
         "127.0.0.1:0",
         "--leader-election-namespace",
         "default",
-    ]);
+    ];
+    args.extend_from_slice(flags);
+    let config = OperatorConfig::from_args(&args);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = stopped.map(|_| ()).shared();
     let client = cluster.client().await;

@@ -1,6 +1,7 @@
 //! Stack controller: observe (ClusterProfiles, Applications) → validate → plan → write the
 //! Applications that differ, delete the unwanted highest wave first → status.
 
+pub mod access;
 pub mod catalog;
 pub mod plan;
 mod validate;
@@ -47,7 +48,7 @@ pub fn application_resource() -> ApiResource {
 
 /// Bring a live Stack's Applications and status in line with its spec.
 pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
-    let (selection, targets) = select_clusters(&stack, &ctx).await?;
+    let (selection, mut targets, profiles) = select_clusters(&stack, &ctx).await?;
     let verdict = validate(&stack, &selection);
     let mut desired = verdict.conditions.clone();
     let mut status = StackStatus {
@@ -64,6 +65,7 @@ pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
             desired.push(blocker);
         } else {
             let graph = dependency_graph(&stack);
+            register_clusters(&mut targets, &profiles, &ctx).await?;
             let observed = list_applications(&stack, &ctx).await?;
             let mirror = stack
                 .spec
@@ -72,6 +74,8 @@ pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
                 .or(ctx.delivery.chart_mirror.as_deref());
             let plan = plan::plan(&stack, &verdict.waves, &graph, &targets, &observed, mirror);
             act(&stack, &plan, &ctx).await?;
+            let keep: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+            release_clusters(&keep, &ctx).await?;
             desired.extend(delivery_conditions(&plan, targets.len()));
             if stack.spec.rollout.is_some() {
                 desired.push(rollout_condition(&plan));
@@ -105,6 +109,7 @@ pub async fn cleanup(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
     }
     let observed = list_applications(&stack, &ctx).await?;
     if observed.is_empty() {
+        release_clusters(&[], &ctx).await?;
         return Ok(Action::await_change());
     }
     let graph = dependency_graph(&stack);
@@ -160,31 +165,209 @@ fn delivery_blocker(stack: &Stack, ctx: &Context) -> Option<Desired> {
     })
 }
 
-/// The ClusterProfiles the Stack's selector matches.
-async fn select_clusters(stack: &Stack, ctx: &Context) -> Result<(Selection, Vec<Target>)> {
+/// The ClusterProfiles the Stack's selector matches, as plan targets and as JSON.
+async fn select_clusters(
+    stack: &Stack,
+    ctx: &Context,
+) -> Result<(Selection, Vec<Target>, Vec<Value>)> {
     if !ctx.capabilities.cluster_profiles {
-        return Ok((Selection::InventoryMissing, Vec::new()));
+        return Ok((Selection::InventoryMissing, Vec::new(), Vec::new()));
     }
     let selector = match Selector::try_from(stack.spec.cluster_selector.clone()) {
         Ok(selector) => selector,
-        Err(e) => return Ok((Selection::BadSelector(e.to_string()), Vec::new())),
+        Err(e) => {
+            return Ok((
+                Selection::BadSelector(e.to_string()),
+                Vec::new(),
+                Vec::new(),
+            ));
+        }
     };
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &cluster_profile_resource());
-    let profiles = api
+    let mut profiles: Vec<DynamicObject> = api
         .list(&ListParams::default().labels_from(&selector))
-        .await?;
-    let mut targets: Vec<Target> = profiles
+        .await?
         .items
-        .iter()
+        .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    profiles.sort_by_key(|p| p.name_any());
+    profiles.dedup_by_key(|p| p.name_any());
+    let targets = profiles
+        .iter()
         .map(|p| Target {
             name: p.name_any(),
             labels: p.labels().clone(),
+            access_problem: None,
+        })
+        .collect::<Vec<_>>();
+    let profiles = profiles
+        .into_iter()
+        .map(|p| serde_json::to_value(p).map_err(Error::Serialization))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Selection::Selected(targets.len()), targets, profiles))
+}
+
+/// How ArgoCD reaches the cluster of `profile`: an mk8 Cluster through its stored kubeconfig,
+/// any other through the operator's access-provider file.
+async fn resolve_access(profile: &Value, ctx: &Context) -> Result<access::Access, String> {
+    let manager = profile["spec"]["clusterManager"]["name"].as_str();
+    if manager == Some(crate::api::clusterprofile::MK8_MANAGER) {
+        let (namespace, name) = (
+            profile["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default(),
+            profile["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let clusters: Api<crate::api::Cluster> = Api::namespaced(ctx.client.clone(), namespace);
+        let cluster = clusters
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("reading Cluster {namespace}/{name}: {e}"))?
+            .ok_or_else(|| format!("its ClusterProfile names mk8 as manager, but Cluster {namespace}/{name} does not exist"))?;
+        let secret_name = cluster
+            .status
+            .and_then(|s| s.kubeconfig_secret_name)
+            .ok_or_else(|| {
+                format!(
+                    "Cluster {namespace}/{name} has no kubeconfig yet (status.kubeconfigSecretName)"
+                )
+            })?;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(ctx.client.clone(), namespace);
+        let secret = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
+            .ok_or_else(|| {
+                format!("the kubeconfig Secret {namespace}/{secret_name} does not exist")
+            })?;
+        let kubeconfig = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("value"))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok())
+            .ok_or_else(|| {
+                format!("the kubeconfig Secret {namespace}/{secret_name} has no key value")
+            })?;
+        return access::from_kubeconfig(&kubeconfig);
+    }
+    match &ctx.delivery.access_providers {
+        Some(file) => access::from_provider_file(profile, file),
+        None => Err(format!(
+            "its ClusterProfile is managed by {}, and the operator has no --clusterprofile-provider-file to reach such clusters",
+            manager.unwrap_or("an unnamed cluster manager")
+        )),
+    }
+}
+
+fn secrets(ctx: &Context) -> Api<k8s_openapi::api::core::v1::Secret> {
+    Api::namespaced(ctx.client.clone(), &ctx.delivery.argocd_namespace)
+}
+
+/// mk8's ArgoCD cluster Secrets, by the `namespace/name` of their ClusterProfile.
+async fn cluster_secrets(ctx: &Context) -> Result<BTreeMap<String, Value>> {
+    let list = secrets(ctx)
+        .list(&ListParams::default().labels(&format!(
+            "{}=cluster,app.kubernetes.io/managed-by=mk8",
+            access::SECRET_TYPE_LABEL
+        )))
+        .await?;
+    let mut out = BTreeMap::new();
+    for secret in list.items {
+        if let Some(key) = secret
+            .annotations()
+            .get(access::PROFILE_ANNOTATION)
+            .cloned()
+        {
+            out.insert(
+                key,
+                serde_json::to_value(secret).map_err(Error::Serialization)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Register every reachable target with ArgoCD (written only when it differs); a target ArgoCD
+/// cannot be given access to carries the reason instead.
+async fn register_clusters(
+    targets: &mut [Target],
+    profiles: &[Value],
+    ctx: &Context,
+) -> Result<()> {
+    let existing = cluster_secrets(ctx).await?;
+    let api = secrets(ctx);
+    for (target, profile) in targets.iter_mut().zip(profiles) {
+        let access = match resolve_access(profile, ctx).await {
+            Ok(access) => access,
+            Err(problem) => {
+                target.access_problem = Some(problem);
+                continue;
+            }
+        };
+        let wanted = access::cluster_secret(profile, &access, &ctx.delivery.argocd_namespace);
+        let key = wanted["metadata"]["annotations"][access::PROFILE_ANNOTATION]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let same = existing.get(&key).is_some_and(|have| {
+            have["data"] == wanted["data"]
+                && wanted["metadata"]["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .all(|(k, v)| have["metadata"]["labels"].get(k) == Some(v))
+        });
+        if !same {
+            let name = wanted["metadata"]["name"].as_str().unwrap_or_default();
+            api.patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&wanted),
+            )
+            .await?;
+            ctx.metrics.application_write("cluster-secret");
+        }
+    }
+    Ok(())
+}
+
+/// Delete mk8's cluster Secrets that no mk8 Application targets any more, except the ones
+/// `keep` (this Stack's current targets) names.
+async fn release_clusters(keep: &[String], ctx: &Context) -> Result<()> {
+    let apps = applications(ctx)
+        .list(&ListParams::default().labels(plan::STACK_LABEL))
+        .await?;
+    let used: std::collections::BTreeSet<String> = apps
+        .items
+        .iter()
+        .filter_map(|a| {
+            a.data["spec"]["destination"]["name"]
+                .as_str()
+                .map(str::to_string)
         })
         .collect();
-    targets.sort_by(|a, b| a.name.cmp(&b.name));
-    targets.dedup_by(|a, b| a.name == b.name);
-    Ok((Selection::Selected(targets.len()), targets))
+    for (key, secret) in cluster_secrets(ctx).await? {
+        let name = key
+            .split_once('/')
+            .map(|(_, n)| n)
+            .unwrap_or(&key)
+            .to_string();
+        if used.contains(&name) || keep.contains(&name) {
+            continue;
+        }
+        let secret_name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        match secrets(ctx)
+            .delete(secret_name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => ctx.metrics.application_write("cluster-secret"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn applications(ctx: &Context) -> Api<DynamicObject> {

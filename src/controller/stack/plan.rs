@@ -36,6 +36,9 @@ pub struct Target {
     pub name: String,
     /// ClusterProfile labels (cluster overrides select on them).
     pub labels: BTreeMap<String, String>,
+    /// Why ArgoCD cannot be given access to the cluster: nothing is created, changed or
+    /// deleted there until it can.
+    pub access_problem: Option<String>,
 }
 
 /// Where a component stands on one cluster.
@@ -487,6 +490,33 @@ pub fn plan(
         let mut phases: BTreeMap<&str, Phase> = BTreeMap::new();
         let mut components = Vec::new();
         let mut work = ClusterWork::default();
+        if let Some(problem) = &target.access_problem {
+            let message = format!("no access to the cluster: {problem}");
+            for (wave, names) in waves.iter().enumerate() {
+                for name in names {
+                    let app = application_name(stack, name, &target.name);
+                    wanted_names.insert(app.clone());
+                    out.total += 1;
+                    out.waiting
+                        .push(format!("{}/{name} {message}", target.name));
+                    components.push(ComponentStatus {
+                        name: name.clone(),
+                        wave: wave as i32,
+                        phase: Phase::Waiting.as_str().to_string(),
+                        application: Some(app),
+                        message: Some(message.clone()),
+                        sync: None,
+                        health: None,
+                    });
+                }
+            }
+            out.clusters.push(StackClusterStatus {
+                name: target.name.clone(),
+                components,
+            });
+            clusters_work.push(work);
+            continue;
+        }
         for (wave, names) in waves.iter().enumerate() {
             for name in names {
                 let Some(component) = stack.spec.components.iter().find(|c| &c.name == name) else {

@@ -21,6 +21,7 @@ fn target(name: &str, labels: &[(&str, &str)]) -> Target {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        access_problem: None,
     }
 }
 
@@ -376,4 +377,24 @@ fn a_change_reaches_one_cluster_at_a_time_and_pauses_on_a_degraded_one() {
     assert_eq!(p.apply.len(), 1);
     assert_eq!(p.apply[0]["spec"]["destination"]["name"], "a");
     assert!(p.held.is_empty() && p.paused_by.is_empty());
+}
+
+#[test]
+fn a_cluster_without_access_gets_nothing_and_loses_nothing() {
+    let s = three();
+    let t = [target("a", &[])];
+    let existing: Vec<Value> = run(&s, &t, &[])
+        .apply
+        .iter()
+        .map(|a| reported(a, "Synced", "Healthy"))
+        .collect();
+    let mut cut = target("a", &[]);
+    cut.access_problem = Some("its ClusterProfile offers no access provider".into());
+    let p = run(&s, &[cut], &existing);
+    assert!(p.apply.is_empty() && p.delete.is_empty(), "{p:?}");
+    assert_eq!(
+        component(&p, "a", "certs").message.as_deref(),
+        Some("no access to the cluster: its ClusterProfile offers no access provider")
+    );
+    assert_eq!((p.ready, p.total, p.waiting.len()), (0, 3, 3));
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::operator::{http_get, start_operator};
+use crate::operator::{http_get, start_operator_with};
 use crate::support::{TestCluster, eventually, shared_crd};
 use argocd::{FakeArgoCd, Timeline};
 
@@ -40,8 +40,81 @@ spec:
 
 fn profile(name: &str, labels: &str) -> String {
     format!(
-        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ClusterProfile\nmetadata: {{name: {name}, namespace: fleet, labels: {{{labels}}}}}\nspec: {{displayName: {name}, clusterManager: {{name: mk8}}}}\n"
+        "apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ClusterProfile\nmetadata: {{name: {name}, namespace: fleet, labels: {{{labels}}}}}\nspec: {{displayName: {name}, clusterManager: {{name: gke-fleet}}}}\n"
     )
+}
+
+/// The KEP-5339 provider file the operator gets: clusters offering `fleet-exec` are reached
+/// with this plugin.
+const PROVIDERS: &str = r#"{"providers": [{"name": "fleet-exec", "execConfig": {"apiVersion": "client.authentication.k8s.io/v1", "command": "/usr/local/bin/fleet-token", "args": ["--cluster"], "env": [{"name": "FLEET", "value": "eu"}]}}]}"#;
+
+/// Create foreign ClusterProfiles (as another cluster manager publishes them) with an access
+/// provider, and start the operator with the provider file.
+async fn fleet(
+    cluster: &TestCluster,
+    profiles: &[(&str, &str)],
+) -> (crate::operator::Operator, tempfile::TempDir) {
+    for (name, labels) in profiles {
+        crate::support::apply_stdin_with(
+            &cluster.kubeconfig,
+            &["apply", "-f", "-"],
+            &profile(name, labels),
+        );
+        let status = format!(
+            r#"{{"status":{{"accessProviders":[{{"name":"fleet-exec","cluster":{{"server":"https://{name}.example:6443","certificate-authority-data":"Q0E="}}}}]}}}}"#
+        );
+        cluster.kubectl(&[
+            "patch",
+            "-n",
+            "fleet",
+            "clusterprofile",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status,
+        ]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("providers.json");
+    std::fs::write(&file, PROVIDERS).unwrap();
+    let operator = start_operator_with(
+        cluster,
+        &["--clusterprofile-provider-file", file.to_str().unwrap()],
+    )
+    .await;
+    (operator, dir)
+}
+
+/// mk8's ArgoCD cluster Secrets: cluster name → (labels, decoded config).
+fn cluster_secrets(cluster: &TestCluster) -> BTreeMap<String, (Value, Value)> {
+    use base64::Engine;
+    let decode = |v: &Value| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    cluster.get_json(&[
+        "-n",
+        "argocd",
+        "secrets",
+        "-l",
+        "argocd.argoproj.io/secret-type=cluster",
+    ])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let config: Value = serde_json::from_str(&decode(&s["data"]["config"])).unwrap();
+            (
+                decode(&s["data"]["name"]),
+                (s["metadata"]["labels"].clone(), config),
+            )
+        })
+        .collect()
 }
 
 fn applications(cluster: &TestCluster) -> Vec<Value> {
@@ -294,19 +367,16 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
         .await;
     cluster.kubectl(&["create", "namespace", "fleet"]);
     cluster.kubectl(&["create", "namespace", "argocd"]);
-    for (name, labels) in [
-        ("edge-a", "env: prod"),
-        ("edge-b", "env: prod"),
-        ("edge-c", "env: prod, size: large"),
-        ("lab", "env: dev"),
-    ] {
-        crate::support::apply_stdin_with(
-            &cluster.kubeconfig,
-            &["apply", "-f", "-"],
-            &profile(name, labels),
-        );
-    }
-    let operator = start_operator(&cluster).await;
+    let (operator, _providers) = fleet(
+        &cluster,
+        &[
+            ("edge-a", "env: prod"),
+            ("edge-b", "env: prod"),
+            ("edge-c", "env: prod, size: large"),
+            ("lab", "env: dev"),
+        ],
+    )
+    .await;
     let argocd = FakeArgoCd::start(cluster.client().await, "argocd");
     argocd.set_degraded("edge-b", "certs", true);
     crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], STACK);
@@ -358,6 +428,33 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
             .iter()
             .all(|a| a["spec"]["destination"]["name"] != "lab"),
         "lab (env=dev) is not selected"
+    );
+
+    // Each selected cluster is registered with ArgoCD through the exec plugin of its access
+    // provider, its profile's labels copied; the unselected one is not.
+    let registered = cluster_secrets(&cluster);
+    assert_eq!(
+        registered.keys().collect::<Vec<_>>(),
+        ["edge-a", "edge-b", "edge-c"]
+    );
+    let (labels, config) = &registered["edge-c"];
+    assert_eq!(labels["size"], "large");
+    assert_eq!(
+        config["execProviderConfig"],
+        serde_json::json!({"apiVersion": "client.authentication.k8s.io/v1", "command": "/usr/local/bin/fleet-token", "args": ["--cluster"], "env": {"FLEET": "eu"}})
+    );
+    assert_eq!(config["tlsClientConfig"]["caData"], "Q0E=");
+    let server = cluster.get_json(&[
+        "-n",
+        "argocd",
+        "secrets",
+        "-l",
+        "argocd.argoproj.io/secret-type=cluster",
+    ])["items"][0]["data"]["server"]
+        .clone();
+    assert_eq!(
+        server, "aHR0cHM6Ly9lZGdlLWEuZXhhbXBsZTo2NDQz",
+        "https://edge-a.example:6443"
     );
 
     // kubectl shows progress.
@@ -543,6 +640,17 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
     })
     .await;
     assert_removed_highest_wave_first(&on(&argocd.timelines(), "edge-c"));
+    eventually(
+        "edge-c's cluster Secret removed after its Applications",
+        WAIT,
+        || {
+            let names: Vec<String> = cluster_secrets(&cluster).into_keys().collect();
+            (names == ["edge-a", "edge-b"])
+                .then_some(())
+                .ok_or(format!("{names:?}"))
+        },
+    )
+    .await;
 
     // The Stack deleted: every Application goes, highest wave first on each cluster, and only
     // then the Stack.
@@ -618,14 +726,47 @@ async fn a_values_change_rolls_out_one_cluster_at_a_time_and_pauses_on_a_degrade
         .await;
     cluster.kubectl(&["create", "namespace", "fleet"]);
     cluster.kubectl(&["create", "namespace", "argocd"]);
-    for name in ["edge-a", "edge-b", "edge-c"] {
-        crate::support::apply_stdin_with(
-            &cluster.kubeconfig,
-            &["apply", "-f", "-"],
-            &profile(name, "env: prod"),
-        );
-    }
-    let operator = start_operator(&cluster).await;
+    let (operator, _providers) = fleet(
+        &cluster,
+        &[("edge-a", "env: prod"), ("edge-b", "env: prod")],
+    )
+    .await;
+    // edge-c is one of mk8's own Clusters (paused, so nothing provisions it here): ArgoCD gets
+    // the token of the kubeconfig mk8 keeps for it.
+    let kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: edge-c\ncontexts: [{name: edge-c, context: {cluster: edge-c, user: admin}}]\nclusters: [{name: edge-c, cluster: {server: 'https://10.0.3.1:6443', certificate-authority-data: Q0E=}}]\nusers: [{name: admin, user: {token: edge-c-token}}]\n";
+    cluster.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "-n",
+        "fleet",
+        "edge-c-kubeconfig",
+        &format!("--from-literal=value={kubeconfig}"),
+    ]);
+    crate::support::apply_stdin_with(
+        &cluster.kubeconfig,
+        &["apply", "-f", "-"],
+        "apiVersion: mk8.io/v1alpha1\nkind: Cluster\nmetadata: {name: edge-c, namespace: fleet}\nspec:\n  paused: true\n  kubernetesVersion: '1.33'\n  rke2:\n    version: v1.33.1+rke2r1\n    artifacts: {baseURL: 'http://mirror.internal/rke2'}\n    sshCredentialsSecretRef: {name: fleet-ssh}\n    registrationAddress: 10.0.3.1\n",
+    );
+    cluster.kubectl(&[
+        "patch",
+        "-n",
+        "fleet",
+        "cluster",
+        "edge-c",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"kubeconfigSecretName":"edge-c-kubeconfig"}}"#,
+    ]);
+    crate::support::apply_stdin_with(
+        &cluster.kubeconfig,
+        &["apply", "-f", "-"],
+        &profile("edge-c", "env: prod").replace(
+            "clusterManager: {name: gke-fleet}",
+            "clusterManager: {name: mk8}",
+        ),
+    );
     let argocd = FakeArgoCd::start(cluster.client().await, "argocd");
     let get = || cluster.get_json(&["-n", "fleet", "stack", "lb"]);
     crate::support::apply_stdin_with(&cluster.kubeconfig, &["apply", "-f", "-"], ROLLOUT);
@@ -637,6 +778,12 @@ async fn a_values_change_rolls_out_one_cluster_at_a_time_and_pauses_on_a_degrade
             .ok_or(format!("{:?}", ready(&s)))
     })
     .await;
+
+    let (_, config) = &cluster_secrets(&cluster)["edge-c"];
+    assert_eq!(config["bearerToken"], "edge-c-token", "{config}");
+
+    let (_, config) = &cluster_secrets(&cluster)["edge-c"];
+    assert_eq!(config["bearerToken"], "edge-c-token", "{config}");
 
     // The new version is Degraded on edge-b.
     argocd.degraded_when("edge-b", "lb", Some("\"logLevel\":\"debug\""));

@@ -107,7 +107,7 @@ in watchNamespace otherwise. Each rule names the code that needs it.
 # get/list/watch: AWS and SSH credentials Secrets (Cluster, NodePool). patch: the Cluster
 # controller owns `<cluster>-kubeconfig` and RKE2 join-token Secrets, written with server-side
 # apply and removed through owner references. create/update/delete: ArgoCD cluster Secrets of
-# Stack delivery (not built yet).
+# Stack delivery when ArgoCD runs in a watched namespace (src/controller/stack/mod.rs).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]

@@ -97,8 +97,8 @@ const NEEDS: &[Need] = &[
         verbs: &["patch"],
         scope: Scope::Watched,
     },
-    // Created, replaced and deleted by name for ArgoCD cluster Secrets (Stack delivery, not built
-    // yet); the Secrets above are created by apply and removed through owner references.
+    // Deleted by name for ArgoCD cluster Secrets (Stack delivery) when ArgoCD's namespace is
+    // watched; the Secrets above are created by apply and removed through owner references.
     Need {
         group: "",
         resource: "secrets",

@@ -107,13 +107,27 @@ impl TestCluster {
                     yaml,
                 );
                 if yaml.contains("kind: CustomResourceDefinition") {
-                    self.kubectl(&[
-                        "wait",
-                        "--for=condition=Established",
-                        "--timeout=60s",
-                        "crd",
-                        "--all",
-                    ]);
+                    // A CRD created a moment ago may have no status yet, which `kubectl wait`
+                    // reports as an error rather than waiting: ask again until all are Established.
+                    let started = Instant::now();
+                    loop {
+                        let out = self.kubectl_raw(&[
+                            "wait",
+                            "--for=condition=Established",
+                            "--timeout=60s",
+                            "crd",
+                            "--all",
+                        ]);
+                        if out.status.success() {
+                            break;
+                        }
+                        assert!(
+                            started.elapsed() < Duration::from_secs(90),
+                            "CRDs not Established: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
                 }
             }
         }

@@ -22,8 +22,8 @@ local function message_or(condition, fallback)
 end
 
 -- Ready reasons the controller sets when nothing improves until a person acts: the spec or its
--- Cluster is wrong, a Secret or the release files are missing, nodes failed, or AWS refuses or
--- reports the node group broken.
+-- Cluster is wrong, a Secret or the release files are missing, or AWS refuses or reports the node
+-- group broken. (Failed SSH nodes come with Degraded=True, checked first.)
 local needs_a_person = {
   InvalidSpec = true,
   ClusterNotFound = true,
@@ -32,7 +32,6 @@ local needs_a_person = {
   SecretMissing = true,
   ArtifactsUnavailable = true,
   BootstrapServerRemoved = true,
-  NodesFailed = true,
   NodegroupCreateFailed = true,
   NodegroupUnhealthy = true,
   OwnershipConflict = true,

@@ -251,7 +251,10 @@ fn check_directory(dir: &Path, root: &Path) -> (usize, Vec<String>) {
     let script = dir.join("health.lua");
     let mut problems = Vec::new();
     if !script.is_file() {
-        return (0, vec![format!("{name}: health_test.yaml without health.lua")]);
+        return (
+            0,
+            vec![format!("{name}: health_test.yaml without health.lua")],
+        );
     }
     let tests_file = dir.join("health_test.yaml");
     let tests: HealthTests = serde_yaml::from_str(&read(&tests_file))
@@ -265,7 +268,12 @@ fn check_directory(dir: &Path, root: &Path) -> (usize, Vec<String>) {
     let mut unused: Vec<String> = std::fs::read_dir(dir.join("testdata"))
         .map(|entries| {
             entries
-                .map(|e| format!("testdata/{}", e.expect("entry").file_name().to_string_lossy()))
+                .map(|e| {
+                    format!(
+                        "testdata/{}",
+                        e.expect("entry").file_name().to_string_lossy()
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -374,16 +382,23 @@ return { status = "Healthy", message = table.concat(parts, ",") .. "|" .. obj.no
         ("string.find(\"ab\", \"b\")", "global 'string'"),
         ("math.floor(1.5)", "global 'math'"),
         ("(\"ab\"):upper()", "attempt to index a string value"),
-        ("obj.note:find(\"end\")", "attempt to index field 'note' (a string value)"),
+        (
+            "obj.note:find(\"end\")",
+            "attempt to index field 'note' (a string value)",
+        ),
         ("io.write(\"x\")", "global 'io'"),
         ("debug.getinfo(1)", "global 'debug'"),
         ("getfenv(0).string.upper(\"x\")", "global 'getfenv'"),
         ("loadstring(\"return 1\")", "global 'loadstring'"),
-        ("require(\"string\")", "module 'string' is not in the ArgoCD sandbox"),
+        (
+            "require(\"string\")",
+            "module 'string' is not in the ArgoCD sandbox",
+        ),
         ("os.getenv(\"HOME\")", "field 'getenv'"),
     ];
     for (expression, reason) in refused {
-        let body = format!("local x = {expression}\nreturn {{ status = \"Healthy\", message = \"\" }}");
+        let body =
+            format!("local x = {expression}\nreturn {{ status = \"Healthy\", message = \"\" }}");
         match run_body(&body, &obj) {
             Ok(result) => panic!("{expression} ran in the sandbox and returned {result:?}"),
             Err(error) => assert!(

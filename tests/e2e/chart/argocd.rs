@@ -13,7 +13,8 @@ use super::{RELEASE_NAMESPACE, checked, repo};
 use crate::peers;
 
 const KINDS: [&str; 4] = ["Cluster", "NodePool", "Stack", "ClusterProfileView"];
-const REGENERATE: &str = "copy them again with the loop under \"Regenerating\" in charts/mk8-operator/README.md";
+const REGENERATE: &str =
+    "copy them again with the loop under \"Regenerating\" in charts/mk8-operator/README.md";
 
 fn config_script(kind: &str) -> String {
     let path = repo().join(format!(
@@ -48,7 +49,11 @@ fn assert_health_config_map(source: &str, manifests: &str, name: &str, namespace
     let maps = config_maps(manifests);
     assert_eq!(maps.len(), 1, "[{source}] one ConfigMap: {maps:?}");
     let map = &maps[0];
-    assert_eq!(map["metadata"]["name"], name, "[{source}] {:?}", map["metadata"]);
+    assert_eq!(
+        map["metadata"]["name"], name,
+        "[{source}] {:?}",
+        map["metadata"]
+    );
     assert_eq!(
         map["metadata"]["namespace"], namespace,
         "[{source}] {:?}",
@@ -86,7 +91,12 @@ fn chart_copies_of_the_argocd_health_checks_are_the_config_scripts() {
     copied.sort();
     let mut kinds: Vec<String> = KINDS.iter().map(|k| k.to_string()).collect();
     kinds.sort();
-    assert_eq!(copied, kinds, "{} holds other kinds; {REGENERATE}", files.display());
+    assert_eq!(
+        copied,
+        kinds,
+        "{} holds other kinds; {REGENERATE}",
+        files.display()
+    );
     for kind in KINDS {
         let copy = files.join(kind).join("health.lua");
         let bytes = std::fs::read(&copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display()));

@@ -50,6 +50,10 @@ EXPECTED_KINDS = {
     "default": {
         "present": {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
                     "RoleBinding", "Service"},
+        "absent": {"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "ConfigMap"},
+    },
+    "argocd-health-checks": {
+        "present": {"Deployment", "ServiceAccount", "ClusterRole", "Role", "Service", "ConfigMap"},
         "absent": {"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"},
     },
     "ha-metrics": {
@@ -59,7 +63,7 @@ EXPECTED_KINDS = {
     },
     "single-namespace": {
         "present": {"Deployment", "Role", "RoleBinding", "ClusterRole"},
-        "absent": {"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"},
+        "absent": {"ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "ConfigMap"},
     },
 }
 

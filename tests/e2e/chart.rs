@@ -1,7 +1,9 @@
 //! The Helm chart: lint, render and validation (tests/chart/check.py, through helm-python-sdk and
 //! kubernetes-validate), the rendered container args parsed by the operator's own flag parser, the
-//! RBAC compared with the API calls in src/, and the drift of config/rbac/ and the chart's crds/.
+//! RBAC compared with the API calls in src/, the drift of config/rbac/ and the chart's crds/, and
+//! the opt-in ArgoCD health checks.
 
+mod argocd;
 mod devserver;
 mod image;
 mod rbac;
@@ -168,6 +170,8 @@ fn expect_flags(name: &str, config: &OperatorConfig, args: &[String]) {
             assert_eq!(config.ssh_known_hosts_policy, KnownHostsPolicy::AcceptNew);
             assert_eq!(config.admin_addr.port(), 9090);
         }
+        // Only adds the ArgoCD ConfigMap: the operator runs as with the default values.
+        "argocd-health-checks" => expect_flags("default", config, args),
         other => panic!(
             "tests/chart/values/{other}.yaml has no expectations: add them to expect_flags in {}",
             file!()

@@ -1,5 +1,6 @@
 mod admission;
 mod apiserver;
+mod argocd_health;
 mod chart;
 mod cli;
 mod crds;

@@ -221,7 +221,14 @@ fn source(
     };
     if let Some(name) = &component.preset {
         let p = catalog::find(name)?;
-        return Some(helm(&p.repo_url, &p.chart, &p.version));
+        if let Some(chart) = &p.chart {
+            return Some(helm(p.argocd_repo_url(), chart, &p.version));
+        }
+        // A Git directory at a tag; ArgoCD applies (or, holding a Chart.yaml, renders) it as is.
+        return p
+            .path
+            .as_ref()
+            .map(|path| json!({"repoURL": p.repo_url, "path": path, "targetRevision": p.version}));
     }
     if let Some(h) = &component.helm {
         return Some(helm(&h.repo_url, &h.chart, &h.version));

@@ -398,3 +398,41 @@ fn a_cluster_without_access_gets_nothing_and_loses_nothing() {
     );
     assert_eq!((p.ready, p.total, p.waiting.len()), (0, 3, 3));
 }
+
+#[test]
+fn git_directory_presets_render_a_directory_source() {
+    let s = stack(
+        "  components:\n  - {name: gateway-api, preset: gateway-api-crds}\n  - {name: queue, preset: kueue}\n",
+    );
+    let t = target("edge-1", &[]);
+    let crds = application(
+        &s,
+        &s.spec.components[0],
+        0,
+        &t,
+        Some("https://mirror.internal/helm/"),
+    )
+    .unwrap();
+    // No Helm block, no chart mirror: the tag of the Gateway API repository itself.
+    assert_eq!(
+        crds["spec"]["source"],
+        json!({
+            "repoURL": "https://github.com/kubernetes-sigs/gateway-api",
+            "path": "config/crd/standard",
+            "targetRevision": "v1.6.1",
+        })
+    );
+    assert_eq!(
+        crds["spec"]["syncPolicy"]["syncOptions"],
+        json!(["CreateNamespace=true", "ServerSideApply=true"])
+    );
+    assert_eq!(crds["spec"]["destination"]["namespace"], "kube-system");
+    // An OCI chart: the registry path without `oci://` and without the chart name.
+    let queue = application(&s, &s.spec.components[1], 0, &t, None).unwrap();
+    assert_eq!(
+        queue["spec"]["source"]["repoURL"],
+        "registry.k8s.io/kueue/charts"
+    );
+    assert_eq!(queue["spec"]["source"]["chart"], "kueue");
+    assert_eq!(queue["spec"]["source"]["targetRevision"], "0.19.2");
+}

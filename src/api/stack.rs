@@ -81,8 +81,8 @@ fn default_wave_timeout() -> String {
 /// One platform component: a catalog preset, a Helm chart or a Git path.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.preset) ? 1 : 0) + (has(self.helm) ? 1 : 0) + (has(self.git) ? 1 : 0) == 1")
-    .message("spec.components[]: set exactly one of preset, helm or git for each component"))]
+#[x_kube(validation = Rule::new("(has(self.preset) ? 1 : 0) + (has(self.helm) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.bundle) ? 1 : 0) == 1")
+    .message("spec.components[]: set exactly one of preset, helm, git or bundle for each component"))]
 #[x_kube(validation = Rule::new("!has(self.dependsOn) || !(self.name in self.dependsOn)")
     .message("spec.components[].dependsOn: a component cannot depend on itself"))]
 pub struct Component {
@@ -96,6 +96,12 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub preset: Option<String>,
+    /// A catalog bundle, such as `observability`: expands to one component per preset of the
+    /// bundle, named after the preset (a preset the Stack already has is not added twice);
+    /// `dependsOn` of and on the bundle apply to all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub bundle: Option<String>,
     /// A Helm chart from a chart repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,

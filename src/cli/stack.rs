@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::api::Stack;
 use crate::controller::conditions::types;
 use crate::controller::stack::plan::{self, Target};
-use crate::controller::stack::{Selection, validate};
+use crate::controller::stack::{Selection, bundles, validate};
 
 /// Arguments of `mk8 stack`.
 #[derive(Debug, Args)]
@@ -108,8 +108,10 @@ fn load(inputs: &Inputs) -> anyhow::Result<Loaded> {
             value["kind"]
         );
     }
-    let mut stack: Stack = serde_json::from_value(value)
+    let stack: Stack = serde_json::from_value(value)
         .with_context(|| format!("{}: not a valid Stack", inputs.file.display()))?;
+    let mut stack =
+        bundles::expand(&stack).map_err(|e| anyhow::anyhow!("{}: {e}", inputs.file.display()))?;
     if stack.metadata.namespace.is_none() {
         stack.metadata.namespace = Some("default".into());
     }

@@ -163,9 +163,15 @@ pub fn stack_rules() -> Vec<RuleCase<Stack>> {
             .rejects(stack().with(wave_timeout("29s")))
             .rejects(stack().with(wave_timeout("6h0m1s"))),
         rule(
-            "(has(self.preset) ? 1 : 0) + (has(self.helm) ? 1 : 0) + (has(self.git) ? 1 : 0) == 1",
+            "(has(self.preset) ? 1 : 0) + (has(self.helm) ? 1 : 0) + (has(self.git) ? 1 : 0) + (has(self.bundle) ? 1 : 0) == 1",
         )
         .accepts(stack())
+        .accepts(stack().with(components(vec![Component {
+            name: "observability".into(),
+            bundle: Some("observability".into()),
+            ..Component::default()
+        }])))
+        .rejects(stack().with(|s| s.components[0].bundle = Some("observability".into())))
         .rejects(stack().with(|s| s.components[0].helm = Some(helm_source())))
         .rejects(stack().with(|s| s.components[2].preset = Some("policies".into())))
         .rejects(stack().with(components(vec![Component {

@@ -464,6 +464,8 @@ fn stack_cases() -> Vec<Case> {
         reject("minLength", stack(), "spec.components[0].name", json!("")),
         accept("maxLength", stack(), "spec.components[0].name", long(40)),
         reject("maxLength", stack(), "spec.components[0].name", long(41)),
+        accept_object("pattern", "spec.components[0].bundle", set(stack(), "spec.components", json!([{"name": "obs", "bundle": "observability"}]))),
+        reject_object("pattern", "spec.components[0].bundle", set(stack(), "spec.components", json!([{"name": "obs", "bundle": "Observability"}]))),
         accept("pattern", stack(), "spec.components[0].preset", json!("kube-prometheus-stack")),
         reject("pattern", stack(), "spec.components[0].preset", json!("Cert_Manager")),
         accept("pattern", stack(), "spec.components[1].namespace", json!("kyverno-system")),

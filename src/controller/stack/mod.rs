@@ -2,6 +2,7 @@
 //! Applications that differ, delete the unwanted highest wave first → status.
 
 pub mod access;
+pub mod bundles;
 pub mod catalog;
 pub mod plan;
 mod validate;
@@ -48,6 +49,8 @@ pub fn application_resource() -> ApiResource {
 
 /// Bring a live Stack's Applications and status in line with its spec.
 pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
+    // Bundles become their presets; an unknown one is left for validation to report.
+    let stack = bundles::expand(&stack).map(Arc::new).unwrap_or(stack);
     let (selection, mut targets, profiles) = select_clusters(&stack, &ctx).await?;
     let verdict = validate(&stack, &selection);
     let mut desired = verdict.conditions.clone();
@@ -112,6 +115,7 @@ pub async fn cleanup(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
         release_clusters(&[], &ctx).await?;
         return Ok(Action::await_change());
     }
+    let stack = bundles::expand(&stack).map(Arc::new).unwrap_or(stack);
     let graph = dependency_graph(&stack);
     let waves = waves::plan(&graph).unwrap_or_default();
     let plan = plan::plan(&stack, &waves, &graph, &[], &observed, None);
@@ -389,12 +393,11 @@ async fn list_applications(stack: &Stack, ctx: &Context) -> Result<Vec<Value>> {
         stack.namespace().unwrap_or_default(),
         stack.name_any()
     );
-    Ok(list
-        .items
+    list.items
         .into_iter()
         .filter(|a| a.annotations().get(plan::STACK_ANNOTATION) == Some(&key))
         .map(|a| serde_json::to_value(a).map_err(Error::Serialization))
-        .collect::<Result<_>>()?)
+        .collect()
 }
 
 /// Write the Applications that differ (server-side apply, one field manager) and delete the

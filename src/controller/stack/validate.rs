@@ -45,6 +45,9 @@ pub fn validate(stack: &Stack, selection: &Selection) -> Verdict {
             format!("spec.clusterSelector: {problem}"),
         );
     }
+    if let Err(problem) = super::bundles::expand(stack) {
+        return invalid(types::VALID, reasons::INVALID_SPEC, problem);
+    }
     if let Some(problem) = preset_problem(stack) {
         return invalid(types::VALID, reasons::INVALID_SPEC, problem);
     }

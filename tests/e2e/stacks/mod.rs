@@ -353,6 +353,29 @@ fn plan_prints_waves_per_cluster_and_refuses_cycles_and_unknown_dependencies_nam
         String::from_utf8_lossy(&out.stderr).contains("--cluster NAME"),
         "no clusters named"
     );
+    // A bundle expands to its presets, ordered by the catalog.
+    std::fs::write(
+        &file,
+        "apiVersion: mk8.io/v1alpha1\nkind: Stack\nmetadata: {name: obs, namespace: fleet}\nspec:\n  components:\n  - {name: observability, bundle: observability}\n",
+    )
+    .unwrap();
+    let out = mk8(&[
+        "stack",
+        "plan",
+        "-f",
+        file.to_str().unwrap(),
+        "--cluster",
+        "edge-a",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "cluster edge-a\n  wave 0: cert-manager, grafana, loki, prometheus-operator-crds\n  wave 1: monitoring, opentelemetry-operator\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

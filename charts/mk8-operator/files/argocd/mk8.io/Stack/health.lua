@@ -22,14 +22,15 @@ local function message_or(condition, fallback)
 end
 
 -- Ready reasons the controller sets when nothing improves until a person acts: an invalid
--- selector or preset, a dependency that does not exist or forms a cycle, no ClusterProfile API,
--- or an operator build that cannot deliver Stacks.
+-- selector, preset or bundle, a dependency that does not exist or forms a cycle, no
+-- ClusterProfile or ArgoCD API, or a Stack naming another ArgoCD namespace than the operator's.
 local needs_a_person = {
   InvalidSpec = true,
   UnknownDependency = true,
   DependencyCycle = true,
   ClusterInventoryMissing = true,
-  DeliveryUnavailable = true,
+  ArgoCDUnavailable = true,
+  ArgoCDNamespaceMismatch = true,
 }
 
 local generation = obj.metadata.generation
@@ -49,6 +50,21 @@ local ready = find_condition(status.conditions, "Ready")
 if ready ~= nil and ready.status == "False" and needs_a_person[ready.reason] then
   hs.status = "Degraded"
   hs.message = message_or(ready, "The Stack needs attention")
+  return hs
+end
+
+-- A Degraded Application on some cluster (which also pauses a rollout).
+local degraded = find_condition(status.conditions, "Degraded")
+if degraded ~= nil and degraded.status == "True" then
+  hs.status = "Degraded"
+  hs.message = message_or(degraded, "An Application of the Stack is Degraded")
+  return hs
+end
+
+-- Nothing selected is a valid, settled state: the Stack delivers to no cluster.
+if ready ~= nil and ready.status == "False" and ready.reason == "NoClusterSelected" then
+  hs.status = "Healthy"
+  hs.message = message_or(ready, "No cluster selected")
   return hs
 end
 

@@ -209,6 +209,25 @@ pub fn from_kubeconfig(kubeconfig: &str) -> Result<Access, String> {
     })
 }
 
+/// Access to one of mk8's EKS clusters: ArgoCD signs its own tokens with its AWS identity
+/// (`awsAuthConfig`), since the token in mk8's kubeconfig Secret lives 15 minutes. ArgoCD's IAM
+/// role needs an EKS access entry (`spec.eks.accessEntries`).
+pub fn for_eks(from_kubeconfig: Access, cluster_name: &str) -> Access {
+    let mut config = json!({"awsAuthConfig": {"clusterName": cluster_name}});
+    if let Some(tls) = from_kubeconfig.config.get("tlsClientConfig") {
+        let mut tls = tls.clone();
+        if let Some(t) = tls.as_object_mut() {
+            t.remove("certData");
+            t.remove("keyData");
+        }
+        config["tlsClientConfig"] = tls;
+    }
+    Access {
+        server: from_kubeconfig.server,
+        config,
+    }
+}
+
 /// The ArgoCD cluster Secret for a profile: named after it, the profile's labels copied so
 /// ApplicationSets select the same clusters; the cluster's name in ArgoCD is the profile name.
 pub fn cluster_secret(profile: &Value, access: &Access, argocd_namespace: &str) -> Value {
@@ -322,6 +341,12 @@ mod tests {
         assert_eq!(
             from_kubeconfig(&exec).unwrap().config["execProviderConfig"]["args"],
             json!(["eks", "get-token", "--cluster-name", "prod"])
+        );
+        let eks = for_eks(from_kubeconfig(&token).unwrap(), "prod-eu");
+        assert_eq!(
+            eks.config,
+            json!({"awsAuthConfig": {"clusterName": "prod-eu"}, "tlsClientConfig": {"caData": "Q0E="}}),
+            "no 15-minute token copied"
         );
         let none = kubeconfig.replace(
             "{client-certificate-data: Q0VSVA==, client-key-data: S0VZ}",

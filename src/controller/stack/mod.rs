@@ -231,7 +231,8 @@ async fn resolve_access(profile: &Value, ctx: &Context) -> Result<access::Access
             .ok_or_else(|| format!("its ClusterProfile names mk8 as manager, but Cluster {namespace}/{name} does not exist"))?;
         let secret_name = cluster
             .status
-            .and_then(|s| s.kubeconfig_secret_name)
+            .as_ref()
+            .and_then(|s| s.kubeconfig_secret_name.clone())
             .ok_or_else(|| {
                 format!(
                     "Cluster {namespace}/{name} has no kubeconfig yet (status.kubeconfigSecretName)"
@@ -254,7 +255,12 @@ async fn resolve_access(profile: &Value, ctx: &Context) -> Result<access::Access
             .ok_or_else(|| {
                 format!("the kubeconfig Secret {namespace}/{secret_name} has no key value")
             })?;
-        return access::from_kubeconfig(&kubeconfig);
+        let access = access::from_kubeconfig(&kubeconfig)?;
+        // An EKS cluster is named after its Cluster (providers::eks::plan::cluster_name).
+        return Ok(match &cluster.spec.eks {
+            Some(_) => access::for_eks(access, name),
+            None => access,
+        });
     }
     match &ctx.delivery.access_providers {
         Some(file) => access::from_provider_file(profile, file),

@@ -289,97 +289,59 @@ fn render_equals_the_live_applications(cluster: &TestCluster) {
 
 #[test]
 fn plan_prints_waves_per_cluster_and_refuses_cycles_and_unknown_dependencies_naming_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("stack.yaml");
-    std::fs::write(&file, STACK).unwrap();
-    let out = mk8(&[
-        "stack",
-        "plan",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster",
-        "edge-a",
-        "--cluster",
-        "edge-c:size=large",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let planned = plan(STACK, &["edge-a", "edge-c:size=large"]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        planned.unwrap(),
         "cluster edge-a\n  wave 0: certs, lb\n  wave 1: ingress, lb-pool, monitoring, policy\ncluster edge-c\n  wave 0: certs, lb\n  wave 1: ingress, lb-pool, monitoring, policy\n"
     );
     let cycle = STACK.replace(
         "{name: certs, preset: cert-manager}",
         "{name: certs, preset: cert-manager, dependsOn: [policy]}",
     );
-    std::fs::write(&file, cycle).unwrap();
-    let out = mk8(&[
-        "stack",
-        "plan",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster",
-        "edge-a",
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let err = plan(&cycle, &["edge-a"]).unwrap_err();
     assert!(
-        stderr.contains("dependency cycle: certs → policy → certs"),
-        "{stderr}"
+        err.contains("dependency cycle: certs → policy → certs"),
+        "{err}"
     );
     let unknown = STACK.replace("dependsOn: [lb]", "dependsOn: [metal-lb]");
-    std::fs::write(&file, unknown).unwrap();
-    let out = mk8(&[
-        "stack",
-        "plan",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster",
-        "edge-a",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = plan(&unknown, &["edge-a"]).unwrap_err();
     assert!(
-        stderr.contains(
+        err.contains(
             "component lb-pool depends on metal-lb, which is not a component of this Stack"
         ),
-        "{stderr}"
+        "{err}"
     );
-    let out = mk8(&["stack", "plan", "-f", file.to_str().unwrap()]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--cluster NAME"),
+        plan(STACK, &[]).unwrap_err().contains("--cluster NAME"),
         "no clusters named"
     );
     // A bundle expands to its presets, ordered by the catalog.
-    std::fs::write(
-        &file,
-        "apiVersion: mk8.io/v1alpha1\nkind: Stack\nmetadata: {name: obs, namespace: fleet}\nspec:\n  components:\n  - {name: observability, bundle: observability}\n",
-    )
-    .unwrap();
-    let out = mk8(&[
-        "stack",
-        "plan",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster",
-        "edge-a",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bundle = "apiVersion: mk8.io/v1alpha1\nkind: Stack\nmetadata: {name: obs, namespace: fleet}\nspec:\n  components:\n  - {name: observability, bundle: observability}\n";
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        plan(bundle, &["edge-a"]).unwrap(),
         "cluster edge-a\n  wave 0: cert-manager, grafana, loki, prometheus-operator-crds\n  wave 1: monitoring, opentelemetry-operator\n"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_reverse() {
+/// `mk8 stack plan` of this Stack for these clusters: its output, or its error.
+fn plan(stack: &str, clusters: &[&str]) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stack.yaml");
+    std::fs::write(&file, stack).unwrap();
+    let mut args = vec!["stack", "plan", "-f", file.to_str().unwrap()];
+    for c in clusters {
+        args.extend(["--cluster", c]);
+    }
+    let out = mk8(&args);
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// A management cluster with mk8's, ClusterProfile's and ArgoCD's Application CRDs and the
+/// `fleet` and `argocd` namespaces.
+async fn management_with_argocd() -> TestCluster {
     let cluster = TestCluster::with_mk8_crds().await;
     cluster
         .apply_manifests(&format!(
@@ -390,6 +352,12 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
         .await;
     cluster.kubectl(&["create", "namespace", "fleet"]);
     cluster.kubectl(&["create", "namespace", "argocd"]);
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_reverse() {
+    let cluster = management_with_argocd().await;
     let (operator, _providers) = fleet(
         &cluster,
         &[
@@ -739,16 +707,7 @@ fn condition_of(obj: &Value, type_: &str) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_values_change_rolls_out_one_cluster_at_a_time_and_pauses_on_a_degraded_one() {
-    let cluster = TestCluster::with_mk8_crds().await;
-    cluster
-        .apply_manifests(&format!(
-            "{}\n---\n{}",
-            shared_crd("clusterprofile-crd.yaml"),
-            shared_crd("argocd-application-crd.yaml")
-        ))
-        .await;
-    cluster.kubectl(&["create", "namespace", "fleet"]);
-    cluster.kubectl(&["create", "namespace", "argocd"]);
+    let cluster = management_with_argocd().await;
     let (operator, _providers) = fleet(
         &cluster,
         &[("edge-a", "env: prod"), ("edge-b", "env: prod")],

@@ -423,6 +423,21 @@ async fn act(stack: &Stack, plan: &Plan, ctx: &Context) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
+    if !plan.delete.is_empty() {
+        let note = format!(
+            "deleting {} Applications no longer wanted ({}); lower waves follow once ArgoCD has removed them, {} in all",
+            plan.delete.len(),
+            some(&plan.delete),
+            plan.removing
+        );
+        ctx.event(
+            &kube::Resource::object_ref(stack, &()),
+            false,
+            reasons::REMOVING_APPLICATIONS,
+            note,
+        )
+        .await;
+    }
     if !plan.apply.is_empty() || !plan.delete.is_empty() {
         tracing::info!(
             stack = %format!("{}/{}", stack.namespace().unwrap_or_default(), stack.name_any()),

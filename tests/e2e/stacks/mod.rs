@@ -12,7 +12,8 @@ use crate::operator::{http_get, start_operator_with};
 use crate::support::{TestCluster, eventually, shared_crd};
 use argocd::{FakeArgoCd, Timeline};
 
-const WAIT: Duration = Duration::from_secs(60);
+/// Generous: CI runs many suites at once on two cores.
+const WAIT: Duration = Duration::from_secs(120);
 
 /// cert-manager and MetalLB first; MetalLB's address pool after the controller; ingress after
 /// MetalLB (the catalog's order); Kyverno and monitoring after cert-manager.
@@ -631,6 +632,20 @@ async fn three_clusters_get_six_components_in_dependency_order_and_lose_them_in_
     })
     .await;
     assert_removed_highest_wave_first(&on(&argocd.timelines(), "edge-c"));
+    let events = cluster.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "fleet",
+        "--field-selector",
+        "reason=RemovingApplications",
+        "-o",
+        "jsonpath={.items[*].note}",
+    ]);
+    assert!(
+        events.contains("lower waves follow once ArgoCD has removed them"),
+        "{events}"
+    );
     eventually(
         "edge-c's cluster Secret removed after its Applications",
         WAIT,

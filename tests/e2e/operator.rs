@@ -166,6 +166,31 @@ async fn samples_reconcile_to_their_documented_conditions() {
     )
     .await;
 
+    // Each Cluster is in the inventory: a ClusterProfile named after it, managed by mk8, with
+    // its labels, owned by it, its health mirrored from Ready.
+    let profile = eventually("the edge Cluster's ClusterProfile", WAIT, || {
+        let out =
+            cluster.kubectl_raw(&["get", "-n", "fleet", "clusterprofile", "edge", "-o", "json"]);
+        let p: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        match p["status"]["conditions"][0]["reason"] == "ControlPlaneJoining" {
+            true => Ok(p),
+            false => Err(format!("{p}")),
+        }
+    })
+    .await;
+    assert_eq!(profile["spec"]["clusterManager"]["name"], "mk8");
+    assert_eq!(profile["metadata"]["labels"]["env"], "edge");
+    assert_eq!(
+        profile["metadata"]["labels"]["x-k8s.io/cluster-manager"],
+        "mk8"
+    );
+    assert_eq!(profile["metadata"]["ownerReferences"][0]["kind"], "Cluster");
+    assert_eq!(
+        profile["status"]["conditions"][0]["type"],
+        "ControlPlaneHealthy"
+    );
+    assert_eq!(profile["status"]["conditions"][0]["status"], "False");
+
     // kubectl get mk8 lists every kind with the printer columns.
     let table = cluster.kubectl(&["get", "mk8", "-n", "fleet"]);
     for needle in [

@@ -118,10 +118,14 @@ in watchNamespace otherwise. Each rule names the code that needs it.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Publishing a ClusterProfile per managed Cluster (not built yet).
+# Publishing a ClusterProfile per managed Cluster, spec and status by server-side apply
+# (src/controller/cluster/profile.rs); removed with the Cluster through its owner reference.
 - apiGroups: ["multicluster.x-k8s.io"]
   resources: ["clusterprofiles"]
   verbs: ["create", "update", "patch", "delete"]
+- apiGroups: ["multicluster.x-k8s.io"]
+  resources: ["clusterprofiles/status"]
+  verbs: ["patch"]
 {{- end }}
 
 {{/* Stack delivery through ArgoCD Applications, in ArgoCD's namespace. */}}

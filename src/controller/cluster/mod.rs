@@ -4,6 +4,7 @@
 //! picks it and merges what it reports into the status validation derived.
 
 mod observe;
+pub mod profile;
 mod validate;
 
 use std::sync::Arc;
@@ -34,7 +35,10 @@ pub async fn apply(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         None
     };
     let status = build_status(&cluster, &mut verdict, outcome);
+    let mut published = (*cluster).clone();
+    published.status = Some(status.clone());
     status::publish(&ctx, cluster.as_ref(), status).await?;
+    profile::publish(&published, &ctx).await?;
     Ok(verdict
         .next_check
         .map(Action::requeue)

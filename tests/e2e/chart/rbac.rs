@@ -123,11 +123,17 @@ const NEEDS: &[Need] = &[
         verbs: &["get", "list", "watch"],
         scope: Scope::Fleet,
     },
-    // Publishing a ClusterProfile per Cluster.
+    // Publishing a ClusterProfile per Cluster (spec and status by server-side apply).
     Need {
         group: "multicluster.x-k8s.io",
         resource: "clusterprofiles",
         verbs: &["create", "update", "patch", "delete"],
+        scope: Scope::Watched,
+    },
+    Need {
+        group: "multicluster.x-k8s.io",
+        resource: "clusterprofiles/status",
+        verbs: &["patch"],
         scope: Scope::Watched,
     },
     // Stack delivery.

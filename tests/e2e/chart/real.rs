@@ -110,6 +110,15 @@ async fn helm_installs_the_chart_the_operator_runs_under_its_rbac_and_helm_upgra
     .await
     .unwrap();
     let client = kube::Client::try_from(client_config).unwrap();
+    // The inventory and ArgoCD APIs exist, so the operator publishes ClusterProfiles and delivers
+    // Stacks under the chart's RBAC too.
+    cluster
+        .apply_manifests(&format!(
+            "{}\n---\n{}",
+            crate::support::shared_crd("clusterprofile-crd.yaml"),
+            crate::support::shared_crd("argocd-application-crd.yaml")
+        ))
+        .await;
     let argv = std::iter::once("mk8-operator".to_owned()).chain(args.iter().map(|a| {
         match a.starts_with("--admin-addr=") {
             true => "--admin-addr=127.0.0.1:0".to_owned(),
@@ -168,6 +177,29 @@ async fn helm_installs_the_chart_the_operator_runs_under_its_rbac_and_helm_upgra
         names.len() >= expected.len().min(names.len()) && !names.is_empty(),
         "samples applied: {names:?}"
     );
+    // Each sample Cluster is published as a ClusterProfile, status included.
+    eventually(
+        "ClusterProfiles published for the sample Clusters",
+        WAIT,
+        || {
+            let profiles = cluster.get_json(&["-n", "fleet", "clusterprofiles"]);
+            let published: Vec<String> = profiles["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["spec"]["clusterManager"]["name"] == "mk8")
+                .filter(|p| p["status"]["conditions"][0]["type"] == "ControlPlaneHealthy")
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+                .collect();
+            match published.contains(&"edge".to_owned())
+                && published.contains(&"prod-eu".to_owned())
+            {
+                true => Ok(()),
+                false => Err(format!("{published:?}")),
+            }
+        },
+    )
+    .await;
     // Leader election on the chart's Lease in the release namespace.
     let lease = cluster.get_json(&["-n", RELEASE_NAMESPACE, "lease", "mk8-operator"]);
     assert!(lease["spec"]["holderIdentity"].is_string(), "{lease}");

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::api::Cluster;
@@ -256,16 +255,9 @@ async fn stored_kubeconfig(
     namespace: &str,
     secret_name: &str,
 ) -> anyhow::Result<String> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(secret_name)
+    crate::controller::cluster::stored_kubeconfig(client, namespace, secret_name)
         .await
-        .with_context(|| format!("reading Secret {namespace}/{secret_name}"))?;
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("value"))
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        .with_context(|| format!("Secret {namespace}/{secret_name} has no key value"))
+        .map_err(anyhow::Error::msg)
 }
 
 /// The human kubeconfig of an EKS Cluster: endpoint from its status, CA from the operator's

@@ -116,5 +116,22 @@ fn build_status(
     status
 }
 
+/// The kubeconfig mk8 keeps for a Cluster: key `value` of its Secret `secret_name`.
+pub async fn stored_kubeconfig(
+    client: &kube::Client,
+    namespace: &str,
+    secret_name: &str,
+) -> std::result::Result<String, String> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(secret_name)
+        .await
+        .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
+        .ok_or_else(|| format!("the kubeconfig Secret {namespace}/{secret_name} does not exist"))?;
+    crate::providers::rke2::access::secret_value(&secret, "value")
+        .ok_or_else(|| format!("the kubeconfig Secret {namespace}/{secret_name} has no key value"))
+}
+
 /// How long to wait before looking again at a Cluster blocked on something outside its spec.
 pub(crate) const BLOCKED_RECHECK: Duration = Duration::from_secs(30);

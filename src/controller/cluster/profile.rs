@@ -7,7 +7,6 @@
 //! `ControlPlaneHealthy` from the Cluster's `Ready`, and an access provider named `mk8` whose
 //! exec extension names the kubeconfig Secret (the `kubeconfig-secretreader` plugin's config).
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -95,15 +94,23 @@ fn access_provider(cluster: &Cluster, status: &ClusterStatus, ca: Option<&str>) 
     Some(access)
 }
 
-/// The CA of the kubeconfig in the Cluster's kubeconfig Secret, if any.
-async fn ca_of(cluster: &Cluster, ctx: &Context) -> Option<String> {
-    let name = cluster.status.as_ref()?.kubeconfig_secret_name.clone()?;
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-    let secret = secrets.get_opt(&name).await.ok()??;
-    let text = String::from_utf8(secret.data?.get("value")?.0.clone()).ok()?;
-    let doc: Value = serde_yaml::from_str(&text).ok()?;
-    doc["clusters"][0]["cluster"]["certificate-authority-data"]
+/// The CA for the profile's access provider: the one already published for the same server and
+/// Secret, else the one in the stored kubeconfig (read only then, not on every reconcile).
+async fn ca_of(cluster: &Cluster, published: &Value, ctx: &Context) -> Option<String> {
+    let status = cluster.status.as_ref()?;
+    let secret = status.kubeconfig_secret_name.as_deref()?;
+    let access = &published["status"]["accessProviders"][0]["cluster"];
+    let same = access["server"].as_str() == status.endpoint.as_deref()
+        && access["extensions"][0]["extension"]["name"] == secret;
+    if let (true, Some(ca)) = (same, access["certificate-authority-data"].as_str()) {
+        return Some(ca.to_string());
+    }
+    let namespace = cluster.namespace().unwrap_or_default();
+    let kubeconfig = super::stored_kubeconfig(&ctx.client, &namespace, secret)
+        .await
+        .ok()?;
+    let access = crate::controller::stack::access::from_kubeconfig(&kubeconfig).ok()?;
+    access.config["tlsClientConfig"]["caData"]
         .as_str()
         .map(str::to_string)
 }
@@ -116,11 +123,11 @@ pub async fn publish(cluster: &Cluster, ctx: &Context) -> Result<()> {
     let api: Api<crate::api::ClusterProfile> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let wanted = desired(cluster);
-    let wanted_status = status(cluster, ca_of(cluster, ctx).await.as_deref());
     let existing = api.get_opt(&cluster.name_any()).await?;
     let existing = existing
         .map(|p| serde_json::to_value(p).unwrap_or_default())
         .unwrap_or_default();
+    let wanted_status = status(cluster, ca_of(cluster, &existing, ctx).await.as_deref());
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels_match = wanted["metadata"]["labels"]
         .as_object()

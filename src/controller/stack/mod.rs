@@ -68,7 +68,7 @@ pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
             desired.push(blocker);
         } else {
             let graph = dependency_graph(&stack);
-            register_clusters(&mut targets, &profiles, &ctx).await?;
+            let registered = register_clusters(&mut targets, &profiles, &ctx).await?;
             let observed = list_applications(&stack, &ctx).await?;
             let mirror = stack
                 .spec
@@ -78,7 +78,7 @@ pub async fn apply(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
             let plan = plan::plan(&stack, &verdict.waves, &graph, &targets, &observed, mirror);
             act(&stack, &plan, &ctx).await?;
             let keep: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
-            release_clusters(&keep, &ctx).await?;
+            release_clusters(&keep, registered, &ctx).await?;
             desired.extend(delivery_conditions(&plan, targets.len()));
             if stack.spec.rollout.is_some() {
                 desired.push(rollout_condition(&plan));
@@ -112,7 +112,7 @@ pub async fn cleanup(stack: Arc<Stack>, ctx: Arc<Context>) -> Result<Action> {
     }
     let observed = list_applications(&stack, &ctx).await?;
     if observed.is_empty() {
-        release_clusters(&[], &ctx).await?;
+        release_clusters(&[], cluster_secrets(&ctx).await?, &ctx).await?;
         return Ok(Action::await_change());
     }
     let stack = bundles::expand(&stack).map(Arc::new).unwrap_or(stack);
@@ -238,23 +238,8 @@ async fn resolve_access(profile: &Value, ctx: &Context) -> Result<access::Access
                     "Cluster {namespace}/{name} has no kubeconfig yet (status.kubeconfigSecretName)"
                 )
             })?;
-        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-            Api::namespaced(ctx.client.clone(), namespace);
-        let secret = secrets
-            .get_opt(&secret_name)
-            .await
-            .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
-            .ok_or_else(|| {
-                format!("the kubeconfig Secret {namespace}/{secret_name} does not exist")
-            })?;
-        let kubeconfig = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("value"))
-            .and_then(|v| String::from_utf8(v.0.clone()).ok())
-            .ok_or_else(|| {
-                format!("the kubeconfig Secret {namespace}/{secret_name} has no key value")
-            })?;
+        let kubeconfig =
+            super::cluster::stored_kubeconfig(&ctx.client, namespace, &secret_name).await?;
         let access = access::from_kubeconfig(&kubeconfig)?;
         // An EKS cluster is named after its Cluster (providers::eks::plan::cluster_name).
         return Ok(match &cluster.spec.eks {
@@ -300,12 +285,12 @@ async fn cluster_secrets(ctx: &Context) -> Result<BTreeMap<String, Value>> {
 }
 
 /// Register every reachable target with ArgoCD (written only when it differs); a target ArgoCD
-/// cannot be given access to carries the reason instead.
+/// cannot be given access to carries the reason instead. Returns the cluster Secrets found.
 async fn register_clusters(
     targets: &mut [Target],
     profiles: &[Value],
     ctx: &Context,
-) -> Result<()> {
+) -> Result<BTreeMap<String, Value>> {
     let existing = cluster_secrets(ctx).await?;
     let api = secrets(ctx);
     for (target, profile) in targets.iter_mut().zip(profiles) {
@@ -340,12 +325,16 @@ async fn register_clusters(
             ctx.metrics.application_write("cluster-secret");
         }
     }
-    Ok(())
+    Ok(existing)
 }
 
-/// Delete mk8's cluster Secrets that no mk8 Application targets any more, except the ones
-/// `keep` (this Stack's current targets) names.
-async fn release_clusters(keep: &[String], ctx: &Context) -> Result<()> {
+/// Delete those of mk8's cluster Secrets `secrets` that no mk8 Application targets any more,
+/// except the ones `keep` (this Stack's current targets) names.
+async fn release_clusters(
+    keep: &[String],
+    secrets_found: BTreeMap<String, Value>,
+    ctx: &Context,
+) -> Result<()> {
     let apps = applications(ctx)
         .list(&ListParams::default().labels(plan::STACK_LABEL))
         .await?;
@@ -358,7 +347,7 @@ async fn release_clusters(keep: &[String], ctx: &Context) -> Result<()> {
                 .map(str::to_string)
         })
         .collect();
-    for (key, secret) in cluster_secrets(ctx).await? {
+    for (key, secret) in secrets_found {
         let name = key
             .split_once('/')
             .map(|(_, n)| n)

@@ -130,16 +130,7 @@ fn stack(cluster: &TestCluster) -> Value {
 }
 
 fn ready(obj: &Value) -> (String, String, String) {
-    obj["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (s("status"), s("reason"), s("message"))
-        })
-        .unwrap_or_default()
+    condition_of(obj, "Ready")
 }
 
 fn phase<'a>(obj: &'a Value, cluster: &str, component: &str) -> &'a Value {

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::plan::fit;
@@ -19,69 +18,7 @@ pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 /// Annotation: `namespace/name` of the ClusterProfile a cluster Secret was built from.
 pub const PROFILE_ANNOTATION: &str = "mk8.io/cluster-profile";
 
-/// The KEP-5339 access-provider file: `{"providers": [{"name", "execConfig"}]}`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct ProviderFile {
-    /// Providers in the order they are preferred.
-    #[serde(default)]
-    pub providers: Vec<Provider>,
-}
-
-/// One access provider and the exec plugin that yields credentials for it.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Provider {
-    /// The name ClusterProfiles offer in `status.accessProviders[].name`.
-    pub name: String,
-    /// A client-go exec plugin configuration.
-    pub exec_config: ExecConfig,
-}
-
-/// The parts of a client-go exec configuration ArgoCD's `execProviderConfig` carries.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecConfig {
-    /// `client.authentication.k8s.io/v1` (or v1beta1).
-    #[serde(default)]
-    pub api_version: Option<String>,
-    /// The plugin.
-    pub command: String,
-    /// Its arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Its environment.
-    #[serde(default)]
-    pub env: Vec<EnvVar>,
-}
-
-/// `{name, value}`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct EnvVar {
-    /// Variable name.
-    pub name: String,
-    /// Its value.
-    pub value: String,
-}
-
-impl ProviderFile {
-    /// Parse the provider file (JSON, as upstream reads it).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: ProviderFile = serde_json::from_str(text).map_err(|e| {
-            format!("not a ClusterProfile access-provider file ({{\"providers\": [{{\"name\", \"execConfig\"}}]}}): {e}")
-        })?;
-        if let Some(p) = file
-            .providers
-            .iter()
-            .find(|p| p.exec_config.command.is_empty())
-        {
-            return Err(format!(
-                "providers[name={}].execConfig.command is empty",
-                p.name
-            ));
-        }
-        Ok(file)
-    }
-}
+pub use crate::fleet::access::{ExecConfig, ProviderFile};
 
 /// How ArgoCD authenticates to one cluster.
 #[derive(Clone, Debug, PartialEq)]

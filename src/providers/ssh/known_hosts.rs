@@ -73,11 +73,11 @@ fn host_matches(patterns: &str, name: &str) -> bool {
             matched |= hashed_name_matches(pattern, name);
         } else if let Some(negated) = pattern.strip_prefix('!') {
             // A matching negation excludes the host whatever else the line lists.
-            if glob(&negated.to_ascii_lowercase(), name) {
+            if crate::selector::glob(&negated.to_ascii_lowercase(), name) {
                 return false;
             }
         } else {
-            matched |= glob(&pattern.to_ascii_lowercase(), name);
+            matched |= crate::selector::glob(&pattern.to_ascii_lowercase(), name);
         }
     }
     matched
@@ -95,35 +95,6 @@ fn hashed_name_matches(pattern: &str, name: &str) -> bool {
     // OpenSSH fixed this format to HMAC-SHA1; it only hides names, it protects nothing.
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &salt);
     ring::hmac::verify(&key, name.as_bytes(), &hash).is_ok()
-}
-
-/// OpenSSH's wildcard match: `*` is any run of characters, `?` exactly one.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was and how much of the text it has swallowed so far.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((star_pi, star_ti)) => {
-                    pi = star_pi + 1;
-                    ti = star_ti + 1;
-                    star = Some((star_pi, star_ti + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]

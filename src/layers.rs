@@ -15,8 +15,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Building blocks of every reconcile stage.
     ("reconcile", &["api"]),
     // One folder per provider, seen by the controllers through one trait per kind.
-    ("providers", &["api", "reconcile"]),
-    ("controller", &["api", "reconcile", "providers", "selector"]),
+    ("providers", &["api", "reconcile", "selector"]),
+    // Reads across the ClusterProfile inventory, for the View controller, Stacks and the CLI.
+    ("fleet", &["api", "selector"]),
+    (
+        "controller",
+        &["api", "reconcile", "providers", "selector", "fleet"],
+    ),
     ("operator", &["api", "reconcile", "providers", "controller"]),
     ("crdgen", &["api"]),
     (
@@ -26,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "apiserver",
             "controller",
             "crdgen",
+            "fleet",
             "operator",
             "providers",
             "reconcile",

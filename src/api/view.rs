@@ -132,7 +132,11 @@ pub struct ClusterProfileViewStatus {
     /// Per-cluster outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<ViewClusterStatus>,
-    /// Rows kept (at most `maxRows`).
+    /// Names of the printer columns of `rows[].cells` (the server's Table columns of
+    /// priority 0, less Name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Rows kept (at most `maxRows`, and at most 512 KiB in all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<ViewRow>,
     /// True when rows were left out.
@@ -152,7 +156,7 @@ pub struct ClusterProfileViewStatus {
 pub struct ViewClusterStatus {
     /// ClusterProfile name.
     pub name: String,
-    /// `Ok`, `Failed` or `Timeout`.
+    /// `Ok`, `Failed`, `Timeout`, `Forbidden`, `Unauthorized` or `Unreachable`.
     pub state: String,
     /// Items found.
     #[serde(default)]
@@ -160,9 +164,9 @@ pub struct ViewClusterStatus {
     /// Answer time in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<i64>,
-    /// Error, when the cluster failed.
+    /// What went wrong, when the cluster failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub message: Option<String>,
 }
 
 /// One object found.
@@ -176,4 +180,7 @@ pub struct ViewRow {
     pub namespace: Option<String>,
     /// Name of the object.
     pub name: String,
+    /// The printer columns' cells (see `status.columns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
 }

@@ -34,6 +34,7 @@ mod state;
 mod status;
 mod store;
 mod table;
+pub use table::human_age;
 mod tls;
 mod validation;
 mod watch;

@@ -1,9 +1,13 @@
 //! The `mk8` command line: parsing and dispatch; each subcommand lives in its own file.
 
 mod artifacts;
+mod clusters;
 mod completion;
 mod crds;
+mod credentials;
 mod dev;
+mod fleet;
+mod get;
 mod kubeconfig;
 mod stack;
 
@@ -25,10 +29,20 @@ enum Command {
     Artifacts(artifacts::ArtifactsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(completion::CompletionArgs),
+    /// Every cluster of the ClusterProfile inventory: manager, health, version, reachability.
+    Clusters(clusters::ClustersArgs),
+    /// Credential plugins for kubeconfigs and ClusterProfile access providers.
+    Credentials(credentials::CredentialsArgs),
     /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
     Crds(crds::CrdsArgs),
     /// Run a development API server with mk8's CRDs and the operator on this machine.
     Dev(dev::DevArgs),
+    /// Describe an object, on whichever cluster of the inventory has it.
+    Describe(get::DescribeArgs),
+    /// List or get objects across the clusters of the inventory, with a CLUSTER column.
+    Get(get::GetArgs),
+    /// Print a pod's log, on whichever cluster of the inventory has it.
+    Logs(get::LogsArgs),
     /// Kubeconfigs of managed clusters for people: print, merge into yours, remove, switch.
     Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Plan a Stack's waves, or render its ArgoCD Applications for a Git repository.
@@ -49,7 +63,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Artifacts(args) => block_on(artifacts::run(args)),
         Command::Completion(args) => completion::run(args),
+        Command::Clusters(args) => block_on(clusters::run(args)),
+        Command::Credentials(args) => block_on(credentials::run(args)),
         Command::Crds(args) => crds::run(args),
+        Command::Describe(args) => block_on(get::describe(args)),
+        Command::Get(args) => block_on(get::get(args)),
+        Command::Logs(args) => block_on(get::logs(args)),
         Command::Dev(args) => block_on(dev::run(args)),
         Command::Kubeconfig(args) => block_on(kubeconfig::run(args)),
         Command::Stack(args) => stack::run(args),

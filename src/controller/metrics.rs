@@ -32,6 +32,24 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     application_writes: Family<WriteLabels, Counter>,
+    view_latency: Family<ClusterLabels, Histogram>,
+    view_answers: Family<AnswerLabels, Counter>,
+}
+
+/// Labels of a view's per-cluster latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// `namespace/name` of the ClusterProfile.
+    pub cluster: String,
+}
+
+/// Labels of a view's per-cluster answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabels {
+    /// `namespace/name` of the ClusterProfile.
+    pub cluster: String,
+    /// `Ok`, `Timeout`, `Forbidden`, …
+    pub state: String,
 }
 
 /// Labels of the ArgoCD Application write counter.
@@ -51,6 +69,10 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.005, 2.0, 14))
             }),
             application_writes: Family::default(),
+            view_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            }),
+            view_answers: Family::default(),
         };
         let sub = registry.sub_registry_with_prefix("mk8");
         sub.register(
@@ -73,7 +95,32 @@ impl Metrics {
             "ArgoCD Application writes by the Stack controller (a resync with nothing changed writes none)",
             metrics.application_writes.clone(),
         );
+        sub.register(
+            "view_cluster_latency_seconds",
+            "Time one cluster took to answer a ClusterProfileView's query (or to fail)",
+            metrics.view_latency.clone(),
+        );
+        sub.register(
+            "view_cluster_answers",
+            "ClusterProfileView queries per cluster and outcome",
+            metrics.view_answers.clone(),
+        );
         metrics
+    }
+
+    /// Record one cluster's answer to a view's query.
+    pub fn view_answer(&self, cluster: &str, state: &str, took: Duration) {
+        self.view_latency
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_string(),
+            })
+            .observe(took.as_secs_f64());
+        self.view_answers
+            .get_or_create(&AnswerLabels {
+                cluster: cluster.to_string(),
+                state: state.to_string(),
+            })
+            .inc();
     }
 
     /// Count one Application write (`apply` or `delete`).

@@ -113,7 +113,7 @@ impl TypeName {
         let named = t.plural == self.name
             || t.singular == self.name
             || t.kind.to_lowercase() == self.name
-            || t.short_names.iter().any(|s| *s == self.name);
+            || t.short_names.contains(&self.name);
         named
             && self.group.as_ref().is_none_or(|g| *g == t.group)
             && self.version.as_ref().is_none_or(|v| *v == t.version)
@@ -201,12 +201,15 @@ pub async fn group_types(client: &Client) -> Result<Vec<ApiType>, kube::Error> {
     Ok(out)
 }
 
+/// When a server's types were read, and what they are.
+type Cached = (SystemTime, Arc<Vec<ApiType>>);
+
 /// Discovery results by API server, in memory and (for the CLI) on disk like kubectl's cache.
 #[derive(Clone, Default)]
 pub struct DiscoveryCache {
     dir: Option<PathBuf>,
     ttl: Duration,
-    memory: Arc<Mutex<HashMap<String, (SystemTime, Arc<Vec<ApiType>>)>>>,
+    memory: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl DiscoveryCache {
@@ -349,15 +352,16 @@ fn list_path(t: &ApiType, q: &ListQuery, extra: &str, continue_token: Option<&st
 /// kubectl's Accept header for tables.
 pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 
-/// The server-side Table of a list (pages joined; `maxRows` stops early, the rest counted by
-/// the server's `remainingItemCount` when it gives one).
+/// The server-side Table of a list, every page read; at most `keep` rows are kept (the rest
+/// only counted), so a huge cluster costs memory for what is shown only.
 pub async fn table(
     client: &Client,
     t: &ApiType,
     q: &ListQuery,
-    max_rows: Option<usize>,
-) -> Result<Value, QueryError> {
+    keep: Option<usize>,
+) -> Result<TableRead, QueryError> {
     let mut out: Option<Value> = None;
+    let mut total = 0usize;
     let mut token: Option<String> = None;
     loop {
         let request = http::Request::get(list_path(t, q, "Metadata", token.as_deref()))
@@ -375,30 +379,39 @@ pub async fn table(
             .as_str()
             .filter(|c| !c.is_empty())
             .map(str::to_string);
-        let remaining = page["metadata"]["remainingItemCount"].as_i64();
-        match &mut out {
-            None => out = Some(page),
-            Some(acc) => {
-                let rows = page["rows"].as_array_mut().map(std::mem::take);
-                if let (Some(all), Some(rows)) = (acc["rows"].as_array_mut(), rows) {
-                    all.extend(rows);
-                }
-            }
+        let mut rows = page["rows"]
+            .as_array_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        total += rows.len();
+        let acc = out.get_or_insert_with(|| {
+            let mut first = page.clone();
+            first["rows"] = Value::Array(Vec::new());
+            first
+        });
+        if let Some(all) = acc["rows"].as_array_mut() {
+            let room = keep.map_or(usize::MAX, |k| k.saturating_sub(all.len()));
+            rows.truncate(room);
+            all.extend(rows);
         }
-        let acc = out.as_mut().expect("set above");
-        let have = acc["rows"].as_array().map_or(0, Vec::len);
         if token.is_none() {
             acc["metadata"]["continue"] = Value::Null;
             break;
         }
-        if max_rows.is_some_and(|m| have >= m) {
-            acc["metadata"]["remainingItemCount"] =
-                remaining.map(Value::from).unwrap_or(Value::Null);
-            acc["metadata"]["partial"] = Value::Bool(true);
-            break;
-        }
     }
-    Ok(out.unwrap_or_default())
+    Ok(TableRead {
+        table: out.unwrap_or_default(),
+        total,
+    })
+}
+
+/// A Table read from one cluster.
+#[derive(Clone, Debug, Default)]
+pub struct TableRead {
+    /// The Table, with the rows kept.
+    pub table: Value,
+    /// Rows the cluster has (also those not kept).
+    pub total: usize,
 }
 
 /// The objects of a list, every page.
@@ -445,6 +458,29 @@ pub async fn object(
     let path = format!("{}/{name}", t.path(namespace));
     match get_json(client, &path).await {
         Ok(v) => Ok(Some(v)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One object as a Table (one row), or None when the cluster has none of that name.
+pub async fn object_table(
+    client: &Client,
+    t: &ApiType,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<Option<Value>, QueryError> {
+    let path = format!("{}/{name}?includeObject=Metadata", t.path(namespace));
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, TABLE_ACCEPT)
+        .body(Vec::new())
+        .map_err(|e| QueryError::failed(e.to_string()))?;
+    match client.request::<Value>(request).await {
+        Ok(v) if v["kind"] == "Table" => Ok(Some(v)),
+        Ok(v) => Err(QueryError::failed(format!(
+            "the server answered a {} instead of a Table",
+            v["kind"].as_str().unwrap_or("document")
+        ))),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }

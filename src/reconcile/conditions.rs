@@ -66,8 +66,14 @@ pub mod reasons {
     pub const STABLE: &str = "Stable";
     /// The ClusterProfile API is not installed on the management cluster.
     pub const CLUSTER_INVENTORY_MISSING: &str = "ClusterInventoryMissing";
-    /// Fan-out queries are not part of this operator build.
-    pub const QUERY_UNAVAILABLE: &str = "QueryUnavailable";
+    /// Every selected cluster answered the view's query.
+    pub const QUERY_COMPLETE: &str = "QueryComplete";
+    /// Some selected clusters answered, others failed (named in the message).
+    pub const PARTIAL_RESULTS: &str = "PartialResults";
+    /// No selected cluster answered.
+    pub const NO_CLUSTER_ANSWERED: &str = "NoClusterAnswered";
+    /// The view's selection matches no ClusterProfile.
+    pub const NO_CLUSTERS_SELECTED: &str = "NoClustersSelected";
     /// `spec.paused` is true.
     pub const PAUSED: &str = "Paused";
     /// A Stack's rollout stopped at a Degraded cluster.

@@ -94,3 +94,15 @@ pub async fn publish<K: HasStatus>(env: &Env, obj: &K, status: K::Status) -> Res
     }
     Ok(true)
 }
+
+/// `text` cut to at most `max` bytes at a character boundary, `…` marking the cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

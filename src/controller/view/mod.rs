@@ -1,36 +1,302 @@
-//! ClusterProfileView controller: validate the saved query → status. Fan-out reads arrive later.
+//! ClusterProfileView controller: the saved query run across the selected ClusterProfiles of the
+//! view's namespace every `refreshInterval` (the fan-out of `mk8 get`), its answers bounded in
+//! status.
 
+mod rows;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use kube::ResourceExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
+use serde_json::Value;
 
 use super::conditions;
 use super::context::Context;
 use super::error::Result;
 use super::status::{self, current_conditions};
+use crate::api::clusterprofile::EXEC_EXTENSION;
 use crate::api::{ClusterProfileView, ClusterProfileViewStatus};
+use crate::fleet::access::{self, AccessError, ContextMap};
+use crate::fleet::query::{self, Limits, Target};
+use crate::fleet::read::{self, ApiType, ListQuery};
+use crate::reconcile::duration::parse_duration;
 
 pub use validate::validate;
 
 /// Controller name in metrics and logs.
 pub const NAME: &str = "view";
 
+/// Clusters one view queries at once.
+pub const CONCURRENCY: usize = 16;
+
 /// Bring the status of a ClusterProfileView in line with what can be done for it.
 pub async fn apply(view: Arc<ClusterProfileView>, ctx: Arc<Context>) -> Result<Action> {
-    let desired = validate(&view, ctx.capabilities.cluster_profiles);
     let now = conditions::now();
+    let previous = view.status.clone().unwrap_or_default();
+    let refresh = parse_duration(&view.spec.refresh_interval).unwrap_or(Duration::from_secs(60));
+    let valid = match validate(&view, ctx.capabilities.cluster_profiles) {
+        Ok(valid) => valid,
+        Err(desired) => {
+            let status = ClusterProfileViewStatus {
+                conditions: conditions::merge(
+                    current_conditions(view.as_ref()),
+                    &desired,
+                    view.metadata.generation,
+                    &now,
+                ),
+                observed_generation: view.metadata.generation,
+                ..previous
+            };
+            status::publish(&ctx, view.as_ref(), status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    // Our own status write wakes the controller: run the query again only when the spec
+    // changed or the refresh interval has passed.
+    if let Some(wait) = not_due(&previous, view.metadata.generation, refresh) {
+        return Ok(Action::requeue(wait));
+    }
+    let timeout = parse_duration(&view.spec.per_cluster_timeout).unwrap_or(Duration::from_secs(10));
+    let targets = targets(&view, &ctx).await?;
+    let api_type = api_type(&view);
+    let list = ListQuery {
+        namespace: Some(view.spec.namespace.clone()).filter(|n| !n.is_empty()),
+        labels: view.spec.label_selector.clone(),
+        fields: String::new(),
+        chunk: 500,
+    };
+    let max_rows = usize::try_from(view.spec.max_rows).unwrap_or(500).max(1);
+    let outcomes = query::fan_out(
+        targets,
+        Limits {
+            concurrency: CONCURRENCY,
+            timeout,
+        },
+        |client, _| {
+            let (api_type, list) = (api_type.clone(), list.clone());
+            async move { read::table(&client, &api_type, &list, Some(max_rows)).await }
+        },
+    )
+    .await;
+    for o in &outcomes {
+        ctx.metrics.view_answer(&o.key, o.state.as_str(), o.latency);
+    }
+    let result = rows::build(&outcomes, max_rows);
     let status = ClusterProfileViewStatus {
+        observed_at: Some(conditions::now()),
+        clusters_ok: result.ok,
+        clusters_failed: result.failed,
+        row_count: i32::try_from(result.row_count).unwrap_or(i32::MAX),
+        clusters: result.clusters,
+        columns: result.columns,
+        rows: result.rows,
+        truncated: result.truncated,
         conditions: conditions::merge(
             current_conditions(view.as_ref()),
-            &desired,
+            &[result.ready, valid],
             view.metadata.generation,
             &now,
         ),
         observed_generation: view.metadata.generation,
-        ..view.status.clone().unwrap_or_default()
     };
     status::publish(&ctx, view.as_ref(), status).await?;
-    Ok(Action::await_change())
+    Ok(Action::requeue(refresh))
+}
+
+/// How long until the query is due, or None when it is due now.
+fn not_due(
+    previous: &ClusterProfileViewStatus,
+    generation: Option<i64>,
+    refresh: Duration,
+) -> Option<Duration> {
+    let observed = previous.observed_at.as_ref()?;
+    if previous.observed_generation != generation {
+        return None;
+    }
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(observed.0);
+    let age = Duration::try_from(age).unwrap_or_default();
+    refresh.checked_sub(age).filter(|left| !left.is_zero())
+}
+
+fn api_type(view: &ClusterProfileView) -> ApiType {
+    let r = &view.spec.resource;
+    ApiType {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        plural: r.resource.clone(),
+        singular: String::new(),
+        kind: String::new(),
+        short_names: Vec::new(),
+        // The all-namespaces path serves both scopes; a namespace is only sent when the view
+        // names one.
+        namespaced: true,
+        verbs: Vec::new(),
+    }
+}
+
+/// The view's ClusterProfiles (its own namespace) and how to reach each.
+async fn targets(view: &ClusterProfileView, ctx: &Context) -> Result<Vec<Target>> {
+    let namespace = view.namespace().unwrap_or_default();
+    let profiles = crate::fleet::inventory::list(&ctx.client, Some(&namespace), None).await?;
+    let selection = &view.spec.clusters;
+    let selector = Selector::try_from(selection.selector.clone()).ok();
+    let filter = crate::fleet::inventory::Filter {
+        names: selection.names.clone(),
+        exclude: selection.exclude.clone(),
+        labels: Default::default(),
+    };
+    let mut out = Vec::new();
+    for profile in profiles {
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(profile["metadata"]["labels"].clone()).unwrap_or_default();
+        if !filter.matches(&profile) || !selector.as_ref().is_none_or(|s| s.matches(&labels)) {
+            continue;
+        }
+        out.push(Target {
+            key: access::key(&profile),
+            name: profile["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            config: config(&profile, ctx).await,
+        });
+    }
+    Ok(out)
+}
+
+/// How the operator reaches a profile's cluster: mk8's own access provider by reading the
+/// kubeconfig Secret it names itself (only in the profile's namespace, so a view cannot borrow
+/// another namespace's credentials), any other through `--clusterprofile-provider-file`.
+async fn config(profile: &Value, ctx: &Context) -> std::result::Result<kube::Config, AccessError> {
+    let offers = access::offered(profile);
+    let mk8 = offers
+        .iter()
+        .find(|o| o["name"] == crate::fleet::MK8_PROVIDER);
+    if let Some(offer) = mk8 {
+        return mk8_config(profile, offer, ctx).await;
+    }
+    match &ctx.delivery.access_providers {
+        Some(file) => access::config(profile, file, &ContextMap::default()).await,
+        None if offers.is_empty() => Err(AccessError {
+            reason: "NoAccessProvider",
+            message:
+                "its ClusterProfile offers no access provider (status.accessProviders is empty)"
+                    .into(),
+        }),
+        None => Err(AccessError {
+            reason: "AccessProviderNotConfigured",
+            message: format!(
+                "its ClusterProfile offers {}, but mk8-operator has no --clusterprofile-provider-file mapping them to credential plugins",
+                offers
+                    .iter()
+                    .filter_map(|o| o["name"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+async fn mk8_config(
+    profile: &Value,
+    offer: &Value,
+    ctx: &Context,
+) -> std::result::Result<kube::Config, AccessError> {
+    let fail = |message: String| AccessError {
+        reason: "AccessProviderFailed",
+        message,
+    };
+    let namespace = profile["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let extension = offer["cluster"]["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == EXEC_EXTENSION)
+        .map(|e| &e["extension"])
+        .ok_or_else(|| fail(format!("its mk8 access provider has no {EXEC_EXTENSION} extension naming the kubeconfig Secret")))?;
+    let secret = extension["name"]
+        .as_str()
+        .ok_or_else(|| fail("its mk8 access provider names no Secret".into()))?;
+    if extension["namespace"]
+        .as_str()
+        .is_some_and(|ns| ns != namespace)
+    {
+        return Err(fail(format!(
+            "its mk8 access provider names a Secret in namespace {}; mk8 reads kubeconfig Secrets only from the profile's own namespace {namespace}",
+            extension["namespace"].as_str().unwrap_or_default()
+        )));
+    }
+    let key = extension["key"].as_str().unwrap_or("value");
+    let text = if key == "value" {
+        crate::controller::cluster::stored_kubeconfig(&ctx.client, namespace, secret)
+            .await
+            .map_err(fail)?
+    } else {
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(ctx.client.clone(), namespace);
+        let s = secrets
+            .get(secret)
+            .await
+            .map_err(|e| fail(format!("reading Secret {namespace}/{secret}: {e}")))?;
+        crate::providers::rke2::access::secret_value(&s, key)
+            .ok_or_else(|| fail(format!("Secret {namespace}/{secret} has no key {key}")))?
+    };
+    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
+        fail(format!(
+            "Secret {namespace}/{secret} key {key} is not a kubeconfig: {e}"
+        ))
+    })?;
+    let options = KubeConfigOptions {
+        context: extension["context"].as_str().map(str::to_string),
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| fail(format!("Secret {namespace}/{secret}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn the_query_runs_again_only_when_due_or_changed() {
+        let ago = |secs: i64| {
+            Some(Time(
+                k8s_openapi::jiff::Timestamp::now()
+                    - k8s_openapi::jiff::SignedDuration::from_secs(secs),
+            ))
+        };
+        let status = |at, generation| ClusterProfileViewStatus {
+            observed_at: at,
+            observed_generation: generation,
+            ..Default::default()
+        };
+        let minute = Duration::from_secs(60);
+        assert!(
+            not_due(&status(None, Some(1)), Some(1), minute).is_none(),
+            "never ran"
+        );
+        let left = not_due(&status(ago(10), Some(1)), Some(1), minute).unwrap();
+        assert!(
+            left <= Duration::from_secs(50) && left > Duration::from_secs(45),
+            "{left:?}"
+        );
+        assert!(
+            not_due(&status(ago(10), Some(1)), Some(2), minute).is_none(),
+            "spec changed"
+        );
+        assert!(
+            not_due(&status(ago(61), Some(1)), Some(1), minute).is_none(),
+            "due"
+        );
+    }
 }

@@ -4,8 +4,9 @@ use crate::api::ClusterProfileView;
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::selector::LabelSelector;
 
-/// Conditions for `view`; `inventory` tells whether the ClusterProfile API is served.
-pub fn validate(view: &ClusterProfileView, inventory: bool) -> Vec<Desired> {
+/// `Ok(Valid)` when the query can run; else the conditions saying why not. `inventory` tells
+/// whether the ClusterProfile API is served.
+pub fn validate(view: &ClusterProfileView, inventory: bool) -> Result<Desired, Vec<Desired>> {
     let invalid = |msg: String| {
         vec![
             Desired::no(types::READY, reasons::INVALID_SPEC, msg.clone()),
@@ -13,10 +14,10 @@ pub fn validate(view: &ClusterProfileView, inventory: bool) -> Vec<Desired> {
         ]
     };
     if let Err(e) = LabelSelector::parse(&view.spec.label_selector) {
-        return invalid(format!(
+        return Err(invalid(format!(
             "spec.labelSelector {:?} is not a valid label selector: {}",
             view.spec.label_selector, e.0
-        ));
+        )));
     }
     if let Some(glob) = view
         .spec
@@ -26,25 +27,20 @@ pub fn validate(view: &ClusterProfileView, inventory: bool) -> Vec<Desired> {
         .chain(&view.spec.clusters.exclude)
         .find(|g| g.contains("**"))
     {
-        return invalid(format!(
+        return Err(invalid(format!(
             "spec.clusters: glob {glob:?} uses **; use a single * to match any part of a name"
-        ));
+        )));
     }
     let valid = Desired::yes(types::VALID, reasons::SPEC_VALID, "the query is valid");
-    let ready = if inventory {
-        Desired::no(
-            types::READY,
-            reasons::QUERY_UNAVAILABLE,
-            "the query is valid, but fan-out reads across ClusterProfiles are not available in this build of mk8-operator",
-        )
-    } else {
-        Desired::no(
+    if !inventory {
+        let missing = Desired::no(
             types::READY,
             reasons::CLUSTER_INVENTORY_MISSING,
             "the ClusterProfile API (multicluster.x-k8s.io/v1alpha1) is not installed on the management cluster: install the cluster-inventory-api CRD",
-        )
-    };
-    vec![ready, valid]
+        );
+        return Err(vec![missing, valid]);
+    }
+    Ok(valid)
 }
 
 #[cfg(test)]
@@ -60,7 +56,7 @@ mod tests {
 
     #[test]
     fn bad_label_selector_is_refused_with_the_field() {
-        let conditions = validate(&view("app in (nginx"), true);
+        let conditions = validate(&view("app in (nginx"), true).unwrap_err();
         assert_eq!(conditions[0].reason, reasons::INVALID_SPEC);
         assert!(
             conditions[0]
@@ -73,14 +69,9 @@ mod tests {
 
     #[test]
     fn valid_query_reports_what_is_missing() {
-        assert_eq!(
-            validate(&view("app=nginx"), true)[0].reason,
-            reasons::QUERY_UNAVAILABLE
-        );
-        assert_eq!(
-            validate(&view("app=nginx"), false)[0].reason,
-            reasons::CLUSTER_INVENTORY_MISSING
-        );
-        assert!(validate(&view("app=nginx"), true)[1].status);
+        assert!(validate(&view("app=nginx"), true).unwrap().status);
+        let missing = validate(&view("app=nginx"), false).unwrap_err();
+        assert_eq!(missing[0].reason, reasons::CLUSTER_INVENTORY_MISSING);
+        assert!(missing[1].status, "the query itself is valid");
     }
 }

@@ -14,8 +14,14 @@ use serde_json::{Value, json};
 use super::super::context::{Context, FIELD_MANAGER};
 use super::super::error::Result;
 use crate::api::clusterprofile::{
-    CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION, MK8_MANAGER,
+    CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION,
+    MK8_MANAGER,
 };
+
+/// Property naming the provider of an mk8 Cluster (`eks`, `rke2`).
+pub const PROVIDER_PROPERTY: &str = "mk8.io/provider";
+/// The well-known region property.
+pub const REGION_PROPERTY: &str = "topology.kubernetes.io/region";
 use crate::api::{Cluster, ClusterStatus};
 
 /// The profile's metadata and spec.
@@ -61,7 +67,14 @@ pub fn status(cluster: &Cluster, ca: Option<&str>) -> Value {
             .unwrap_or_else(|| json!(crate::controller::conditions::now())),
         "observedGeneration": cluster.metadata.generation,
     });
-    let mut out = json!({"conditions": [healthy]});
+    let mut properties = vec![
+        json!({"name": CLUSTER_ID_PROPERTY, "value": cluster.name_any()}),
+        json!({"name": PROVIDER_PROPERTY, "value": cluster.provider().unwrap_or("unknown")}),
+    ];
+    if let Some(eks) = &cluster.spec.eks {
+        properties.push(json!({"name": REGION_PROPERTY, "value": eks.region}));
+    }
+    let mut out = json!({"conditions": [healthy], "properties": properties});
     if let Some(version) = &status.kubernetes_version {
         out["version"] = json!({"kubernetes": version});
     }
@@ -90,6 +103,12 @@ fn access_provider(cluster: &Cluster, status: &ClusterStatus, ca: Option<&str>) 
     });
     if let Some(ca) = ca {
         access["cluster"]["certificate-authority-data"] = json!(ca);
+    }
+    if let Some(eks) = &cluster.spec.eks {
+        // `mk8 credentials kubeconfig-secret` signs a fresh token for it with the caller's AWS
+        // identity; upstream's plugin ignores the field and uses the stored token.
+        access["cluster"]["extensions"][0]["extension"]["eks"] =
+            json!({"clusterName": cluster.name_any(), "region": eks.region});
     }
     Some(access)
 }
@@ -199,6 +218,10 @@ mod tests {
         assert_eq!(s["conditions"][0]["type"], CONTROL_PLANE_HEALTHY);
         assert_eq!(s["conditions"][0]["status"], "True");
         assert_eq!(s["version"]["kubernetes"], "v1.33.1+rke2r1");
+        assert_eq!(
+            s["properties"],
+            json!([{"name": CLUSTER_ID_PROPERTY, "value": "edge"}, {"name": PROVIDER_PROPERTY, "value": "rke2"}])
+        );
         assert_eq!(
             s["accessProviders"][0],
             json!({"name": "mk8", "cluster": {

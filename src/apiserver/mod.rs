@@ -16,11 +16,14 @@ mod cel;
 mod crd;
 mod delete;
 mod discovery;
+mod faults;
 mod fields;
 mod gc;
 mod handlers;
 mod http;
 mod jsonpath;
+mod logs;
+
 mod openapi;
 mod patch;
 mod persist;
@@ -42,6 +45,7 @@ mod write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -71,6 +75,12 @@ pub struct DevServerConfig {
     /// Extra names (IP addresses or DNS names) the serving certificate is valid for, besides
     /// `localhost`, the loopback addresses and `bind`.
     pub tls_sans: Vec<String>,
+    /// Wait this long before answering each request except `/healthz`, `/livez` and `/readyz`
+    /// (fault injection for tests and benchmarks of fan-out reads).
+    pub latency: Option<Duration>,
+    /// Answer 403 Forbidden to every request but discovery (`/api`, `/apis`, `/version`,
+    /// `/openapi/*`) and health, as a cluster that does not authorize the caller would.
+    pub forbidden: bool,
 }
 
 impl Default for DevServerConfig {
@@ -82,6 +92,8 @@ impl Default for DevServerConfig {
             data_dir: None,
             token: None,
             tls_sans: Vec::new(),
+            latency: None,
+            forbidden: false,
         }
     }
 }
@@ -116,6 +128,10 @@ impl DevServer {
             store,
             registry,
             token: config.tls.then(|| token.clone()),
+            faults: faults::Faults {
+                latency: config.latency,
+                forbidden: config.forbidden,
+            },
         });
         if let Some(snapshot) = snapshot {
             restore(&state, snapshot);
@@ -177,6 +193,11 @@ impl DevServer {
     /// Base URL, e.g. `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The PEM CA that signed the serving certificate (None on plain HTTP).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The bearer token clients must present.

@@ -87,6 +87,16 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
     if !handlers::is_public(&path) && !authorized(&req, state.token.as_deref()) {
         return error_response(&ApiError::Unauthorized);
     }
+    if let Some(latency) = state.faults.delay(&path) {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(denied) =
+        state
+            .faults
+            .denial(req.method(), &path, &Query::parse(req.uri().query()))
+    {
+        return error_response(&denied);
+    }
     let (parts, body) = req.into_parts();
     let body = match read_body(body).await {
         Ok(bytes) => bytes,

@@ -23,7 +23,7 @@ mod handlers;
 mod http;
 mod jsonpath;
 mod logs;
-
+pub mod members;
 mod openapi;
 mod patch;
 mod persist;

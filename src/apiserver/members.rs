@@ -216,6 +216,10 @@ fn profile(name: &str, member: &DevServer) -> (Value, Value) {
 pub fn seed_member(member: &DevServer, name: &str, pods: usize) -> anyhow::Result<()> {
     for doc in workload(name, pods, &super::admission::now()) {
         member.apply_one(&doc)?;
+        // Status is written through its subresource, as the kubelet and controllers do.
+        if doc.get("status").is_some() {
+            member.apply_to(&doc, Some("status"))?;
+        }
     }
     Ok(())
 }

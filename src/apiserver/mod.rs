@@ -270,6 +270,11 @@ impl DevServer {
     }
 
     fn apply_one(&self, doc: &Value) -> anyhow::Result<()> {
+        self.apply_to(doc, None)
+    }
+
+    /// Server-side apply of one object, or of its `status` subresource.
+    fn apply_to(&self, doc: &Value, subresource: Option<&str>) -> anyhow::Result<()> {
         let s = |p: &str| {
             doc.pointer(p)
                 .and_then(Value::as_str)
@@ -303,7 +308,10 @@ impl DevServer {
         );
         let request = ApiRequest {
             method: hyper::Method::PATCH,
-            path: format!("{prefix}{scope}/{}/{name}", def.plural),
+            path: match subresource {
+                Some(sub) => format!("{prefix}{scope}/{}/{name}/{sub}", def.plural),
+                None => format!("{prefix}{scope}/{}/{name}", def.plural),
+            },
             query: Query::parse(Some("fieldManager=mk8-dev&force=true")),
             headers,
             body: serde_json::to_vec(doc)?.into(),

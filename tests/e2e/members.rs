@@ -218,3 +218,25 @@ async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
     assert!(printed.contains("member-1  https://127.0.0.1:"), "{printed}");
     assert!(printed.contains("mk8 get pods -A"), "{printed}");
 }
+
+/// The fan-out benchmark's fleet (50 members × 200 pods) starts in well under a minute; run
+/// with `cargo test --test e2e -- --ignored fifty_members`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a scale check: 10,000 pods"]
+async fn fifty_members_of_two_hundred_pods() {
+    let hub = TestCluster::start().await;
+    let started = std::time::Instant::now();
+    let options = MemberOptions {
+        pods: 200,
+        ..MemberOptions::default()
+    };
+    let servers = members::start_members(hub.server(), 50, &options)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    eprintln!("50 members × 200 pods started in {elapsed:?}");
+    assert_eq!(servers.len(), 50);
+    let profiles = hub.kubectl(&["get", "clusterprofiles", "-n", "fleet", "-o", "name"]);
+    assert_eq!(profiles.lines().count(), 50);
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+}

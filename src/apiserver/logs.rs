@@ -33,7 +33,10 @@ pub fn logs(state: &Arc<State>, target: &Target, req: &ApiRequest) -> ApiResult<
     let gr = target.gr();
     let key = target.key();
     // Subscribe before reading, so a line appended in between is not missed.
-    let changes = state.store.subscribe_from(&gr, state.store.current_rv()).ok();
+    let changes = state
+        .store
+        .subscribe_from(&gr, state.store.current_rv())
+        .ok();
     let pod = state
         .store
         .get(&gr, &key)

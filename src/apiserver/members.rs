@@ -20,8 +20,7 @@ use serde_json::{Value, json};
 use super::{DevServer, DevServerConfig};
 use crate::api::ClusterProfile;
 use crate::api::clusterprofile::{
-    CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION,
-    MK8_MANAGER,
+    CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION, MK8_MANAGER,
 };
 
 /// The upstream ClusterProfile CRD (kubernetes-sigs/cluster-inventory-api, unmodified).
@@ -151,7 +150,9 @@ pub async fn publish_member(
     profiles
         .patch_status(name, &apply, &Patch::Apply(status))
         .await
-        .with_context(|| format!("writing the status of ClusterProfile {FLEET_NAMESPACE}/{name}"))?;
+        .with_context(|| {
+            format!("writing the status of ClusterProfile {FLEET_NAMESPACE}/{name}")
+        })?;
     Ok(())
 }
 
@@ -261,7 +262,10 @@ pub fn workload(member: &str, pods: usize, now: &str) -> Vec<Value> {
         deployment(pods, &template_hash, now),
     ];
     for i in 0..pods {
-        let name = format!("web-{template_hash}-{}", name_suffix(member, &i.to_string(), 5));
+        let name = format!(
+            "web-{template_hash}-{}",
+            name_suffix(member, &i.to_string(), 5)
+        );
         let log = nginx_log(now);
         out.push(running_pod(
             DEMO_NAMESPACE,
@@ -428,7 +432,11 @@ mod tests {
             .map(|p| p["metadata"]["name"].as_str().unwrap())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
-        assert!(names.iter().all(|n| n.starts_with("web-") && n.len() == 4 + 10 + 1 + 5));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with("web-") && n.len() == 4 + 10 + 1 + 5)
+        );
         let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         assert_eq!(deployment["status"]["readyReplicas"], 3);
         assert!(

@@ -6,8 +6,9 @@
 //! controllers work against it unchanged — discovery, OpenAPI v3, CRDs with structural schemas and
 //! CEL rules, CRUD, watch, server-side apply, status subresources, finalizers, owner-reference
 //! garbage collection and `kubectl get` tables. It backs the end-to-end tests, `mk8 dev`, and the
-//! fake member clusters of tests. There is no authorization, no admission webhooks, no
-//! conversion webhooks, no kubelet and no controllers besides garbage collection.
+//! fake member clusters of tests ([`members`]). There is no authorization, no admission webhooks,
+//! no conversion webhooks, no kubelet (`pods/log` is a stand-in reading a pod annotation) and no
+//! controllers besides garbage collection; faults (latency, 403s) can be injected on purpose.
 
 mod admission;
 mod apply;

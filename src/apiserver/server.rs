@@ -90,10 +90,9 @@ async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Re
     if let Some(latency) = state.faults.delay(&path) {
         tokio::time::sleep(latency).await;
     }
-    if let Some(denied) =
-        state
-            .faults
-            .denial(req.method(), &path, &Query::parse(req.uri().query()))
+    if let Some(denied) = state
+        .faults
+        .denial(req.method(), &path, &Query::parse(req.uri().query()))
     {
         return error_response(&denied);
     }

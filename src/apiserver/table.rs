@@ -299,15 +299,37 @@ fn builtin_columns(group: &str, kind: &str) -> (Vec<Value>, Cells) {
         ),
         ("apps", "Deployment") => (
             vec![
-                col("Ready", "string", "", "Number of the pod with ready state", 0),
-                col("Up-to-date", "string", "", "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", 0),
-                col("Available", "string", "", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", 0),
+                col(
+                    "Ready",
+                    "string",
+                    "",
+                    "Number of the pod with ready state",
+                    0,
+                ),
+                col(
+                    "Up-to-date",
+                    "string",
+                    "",
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                    0,
+                ),
+                col(
+                    "Available",
+                    "string",
+                    "",
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                    0,
+                ),
                 age_col(),
             ],
             |o| {
                 let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
                 vec![
-                    json!(format!("{}/{}", n("/status/readyReplicas"), n("/spec/replicas"))),
+                    json!(format!(
+                        "{}/{}",
+                        n("/status/readyReplicas"),
+                        n("/spec/replicas")
+                    )),
                     json!(n("/status/updatedReplicas")),
                     json!(n("/status/availableReplicas")),
                     age(o),
@@ -317,8 +339,20 @@ fn builtin_columns(group: &str, kind: &str) -> (Vec<Value>, Cells) {
         ("", "Service") => (
             vec![
                 col("Type", "string", "", "The type of the service", 0),
-                col("Cluster-IP", "string", "", "The cluster IP of the service", 0),
-                col("External-IP", "string", "", "The external IP of the service", 0),
+                col(
+                    "Cluster-IP",
+                    "string",
+                    "",
+                    "The cluster IP of the service",
+                    0,
+                ),
+                col(
+                    "External-IP",
+                    "string",
+                    "",
+                    "The external IP of the service",
+                    0,
+                ),
                 col("Port(s)", "string", "", "The ports of the service", 0),
                 age_col(),
             ],

@@ -77,9 +77,16 @@ async fn members_are_published_as_cluster_profiles_that_reach_their_workloads() 
         assert_eq!(provider["name"], "mk8");
         assert_eq!(provider["cluster"]["server"], server.url());
         let ca = base64::engine::general_purpose::STANDARD
-            .decode(provider["cluster"]["certificate-authority-data"].as_str().unwrap())
+            .decode(
+                provider["cluster"]["certificate-authority-data"]
+                    .as_str()
+                    .unwrap(),
+            )
             .unwrap();
-        assert_eq!(Some(String::from_utf8(ca).unwrap().as_str()), server.ca_pem());
+        assert_eq!(
+            Some(String::from_utf8(ca).unwrap().as_str()),
+            server.ca_pem()
+        );
         assert_eq!(
             provider["cluster"]["extensions"][0],
             serde_json::json!({"name": "client.authentication.k8s.io/exec",
@@ -100,7 +107,10 @@ async fn members_are_published_as_cluster_profiles_that_reach_their_workloads() 
     assert!(deployment.contains("2/2"), "{deployment}");
     kubectl(&kubeconfig, &["get", "service", "web", "-n", "demo"]).unwrap();
     let coredns = kubectl(&kubeconfig, &["get", "pods", "-n", "kube-system"]).unwrap();
-    assert!(coredns.contains("coredns-") && coredns.contains("Running"), "{coredns}");
+    assert!(
+        coredns.contains("coredns-") && coredns.contains("Running"),
+        "{coredns}"
+    );
     let pod = running[0].split_whitespace().next().unwrap();
     assert!(pod.starts_with("web-"), "{pod}");
     let log = kubectl(&kubeconfig, &["logs", "-n", "demo", pod]).unwrap();
@@ -204,7 +214,10 @@ async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&provider_file).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&provider_file)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -215,7 +228,10 @@ async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
         .unwrap();
     assert!(status.success(), "mk8 dev exits 0 on Ctrl-C, got {status}");
     let printed = std::io::read_to_string(stdout).unwrap();
-    assert!(printed.contains("member-1  https://127.0.0.1:"), "{printed}");
+    assert!(
+        printed.contains("member-1  https://127.0.0.1:"),
+        "{printed}"
+    );
     assert!(printed.contains("mk8 get pods -A"), "{printed}");
 }
 

@@ -162,7 +162,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  kubectl apply -f config/samples/");
     println!("  kubectl get mk8");
     if !member_servers.is_empty() {
-        println!("  kubectl get clusterprofiles -n {}", members::FLEET_NAMESPACE);
+        println!(
+            "  kubectl get clusterprofiles -n {}",
+            members::FLEET_NAMESPACE
+        );
         println!("  mk8 get pods -A");
     }
     println!("Press Ctrl-C to stop.");
@@ -184,7 +187,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// Start the member clusters, publish them on the hub and write the access-provider file;
 /// returns the members and the file.
-async fn start_members(hub: &DevServer, args: &DevArgs) -> anyhow::Result<(Vec<DevServer>, PathBuf)> {
+async fn start_members(
+    hub: &DevServer,
+    args: &DevArgs,
+) -> anyhow::Result<(Vec<DevServer>, PathBuf)> {
     eprintln!(
         "mk8 dev: starting {} member clusters and publishing them as ClusterProfiles",
         args.member_clusters

@@ -35,8 +35,8 @@ pub fn write(path: &Path, entry: Value) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let merged =
-        merge(existing.as_deref(), entry).with_context(|| format!("merging into {}", path.display()))?;
+    let merged = merge(existing.as_deref(), entry)
+        .with_context(|| format!("merging into {}", path.display()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {

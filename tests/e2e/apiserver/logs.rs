@@ -88,7 +88,12 @@ async fn kubectl_logs_reads_the_containers_annotations() {
 async fn log_errors_are_kubernetes_statuses() {
     let c = with_pods().await;
     let (code, body) = c
-        .raw("GET", "/api/v1/namespaces/default/pods/duo/log", "", Vec::new())
+        .raw(
+            "GET",
+            "/api/v1/namespaces/default/pods/duo/log",
+            "",
+            Vec::new(),
+        )
         .await;
     assert_eq!(code, 400, "{body}");
     assert_eq!(body["reason"], "BadRequest");
@@ -115,7 +120,10 @@ async fn log_errors_are_kubernetes_statuses() {
         )
         .await;
     assert_eq!(code, 404, "{body}");
-    assert_eq!((body["kind"].as_str(), body["reason"].as_str()), (Some("Status"), Some("NotFound")));
+    assert_eq!(
+        (body["kind"].as_str(), body["reason"].as_str()),
+        (Some("Status"), Some("NotFound"))
+    );
     assert_eq!(body["details"]["name"], "gone");
 
     // Discovery lists the subresource, as kube-apiserver does.
@@ -166,7 +174,10 @@ async fn kubectl_logs_follow_receives_lines_appended_later_and_ends_with_the_pod
     c.ok(&["delete", "pod", "web", "--wait=false"]);
     for _ in 0..200 {
         if let Some(status) = follow.try_wait().unwrap() {
-            assert!(status.success(), "kubectl logs -f exits 0 when the pod goes");
+            assert!(
+                status.success(),
+                "kubectl logs -f exits 0 when the pod goes"
+            );
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -138,7 +138,7 @@ async fn the_pod_count_per_member_is_a_parameter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
+async fn mk8_dev_starts_forbidding_members_writes_the_provider_file_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("hub.kubeconfig");
     let config_dir = dir.path().join("config");
@@ -158,6 +158,7 @@ async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
             "0",
             "--admin-addr",
             "127.0.0.1:0",
+            "--forbid",
         ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
@@ -220,6 +221,31 @@ async fn mk8_dev_starts_members_writes_the_provider_file_and_stops_on_ctrl_c() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    // --forbid reaches the members, not the hub that publishes them.
+    let secret = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "secret",
+            "-n",
+            "fleet",
+            "member-1-kubeconfig",
+            "-o",
+            "jsonpath={.data.value}",
+        ],
+    )
+    .unwrap();
+    let member = dir.path().join("member-1.kubeconfig");
+    std::fs::write(
+        &member,
+        base64::engine::general_purpose::STANDARD
+            .decode(secret)
+            .unwrap(),
+    )
+    .unwrap();
+    let err = kubectl(&member, &["get", "pods", "-n", "demo"]).unwrap_err();
+    assert!(err.contains("pods is forbidden"), "{err}");
 
     let mut dev = dev;
     let stdout = dev.stdout.take().unwrap();

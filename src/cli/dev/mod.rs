@@ -62,6 +62,18 @@ pub struct DevArgs {
     forbid: bool,
 }
 
+/// What `--inject-latency` and `--forbid` do, in words; None without them.
+fn fault_summary(args: &DevArgs) -> Option<String> {
+    let mut faults = Vec::new();
+    if let Some(latency) = args.inject_latency {
+        faults.push(format!("{latency:?} before every answer but health checks"));
+    }
+    if args.forbid {
+        faults.push("403 Forbidden to everything but discovery and health".to_string());
+    }
+    (!faults.is_empty()).then(|| faults.join("; "))
+}
+
 /// `500ms`, `2s`, `1.5s`, `1m`: a number and a unit (ms, s, m, h).
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -103,6 +115,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         None => None,
     };
     let faults_on_hub = args.member_clusters == 0;
+    if let Some(faults) = fault_summary(&args) {
+        let on = if faults_on_hub {
+            "the hub"
+        } else {
+            "the member clusters"
+        };
+        eprintln!("mk8 dev: injecting faults on {on}: {faults}");
+    }
     let server = DevServer::start(DevServerConfig {
         bind: args.bind,
         port: args.port,

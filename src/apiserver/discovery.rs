@@ -101,12 +101,18 @@ fn resource_entries(def: &ResourceDef, version: &str) -> Vec<Value> {
         out.push(json!({"name": format!("{}/status", def.plural), "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}));
     }
     for sub in &def.extra_subresources {
-        let (kind, group, version) = if sub == "eviction" {
-            ("Eviction", "policy", "v1")
+        let mut entry = if sub == "eviction" {
+            json!({"group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+        } else if sub == "log" {
+            // Pod logs are text, read with GET (a development-server stand-in, see logs.rs).
+            json!({"kind": def.kind, "verbs": ["get"]})
         } else {
-            (def.kind.as_str(), def.group.as_str(), version)
+            json!({"group": def.group, "version": version, "kind": def.kind, "verbs": ["create"]})
         };
-        out.push(json!({"name": format!("{}/{sub}", def.plural), "singularName": "", "namespaced": def.namespaced, "group": group, "version": version, "kind": kind, "verbs": ["create"]}));
+        entry["name"] = json!(format!("{}/{sub}", def.plural));
+        entry["singularName"] = json!("");
+        entry["namespaced"] = json!(def.namespaced);
+        out.push(entry);
     }
     out
 }

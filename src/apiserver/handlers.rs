@@ -8,7 +8,7 @@ use super::http::{ApiRequest, Body, full, json_response};
 use super::router::{ResourcePath, Route, route};
 use super::state::{State, Target};
 use super::status::{ApiError, ApiResult};
-use super::{delete, discovery, openapi, read, watch, write};
+use super::{delete, discovery, logs, openapi, read, watch, write};
 
 /// Paths answered without a token, like kube-apiserver's health endpoints.
 pub fn is_public(path: &str) -> bool {
@@ -74,6 +74,7 @@ fn resource(state: &Arc<State>, req: &ApiRequest, path: ResourcePath) -> ApiResu
     let watching = path.watch_prefix || req.query.flag("watch");
     let sub = path.subresource.as_deref();
     match (&req.method, path.name.is_some(), sub) {
+        (&Method::GET, true, Some("log")) => logs::logs(state, &target, req),
         (&Method::GET, _, _) if watching => watch::watch(state, &target, req),
         (&Method::GET, true, None | Some("status")) => read::get(state, &target, req),
         (&Method::GET, false, None) => read::list(state, &target, req),

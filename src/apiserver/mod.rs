@@ -6,8 +6,9 @@
 //! controllers work against it unchanged — discovery, OpenAPI v3, CRDs with structural schemas and
 //! CEL rules, CRUD, watch, server-side apply, status subresources, finalizers, owner-reference
 //! garbage collection and `kubectl get` tables. It backs the end-to-end tests, `mk8 dev`, and the
-//! fake member clusters of tests. There is no authorization, no admission webhooks, no
-//! conversion webhooks, no kubelet and no controllers besides garbage collection.
+//! fake member clusters of tests ([`members`]). There is no authorization, no admission webhooks,
+//! no conversion webhooks, no kubelet (`pods/log` is a stand-in reading a pod annotation) and no
+//! controllers besides garbage collection; faults (latency, 403s) can be injected on purpose.
 
 mod admission;
 mod apply;
@@ -16,11 +17,14 @@ mod cel;
 mod crd;
 mod delete;
 mod discovery;
+mod faults;
 mod fields;
 mod gc;
 mod handlers;
 mod http;
 mod jsonpath;
+mod logs;
+pub mod members;
 mod openapi;
 mod patch;
 mod persist;
@@ -43,6 +47,7 @@ mod write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -72,6 +77,12 @@ pub struct DevServerConfig {
     /// Extra names (IP addresses or DNS names) the serving certificate is valid for, besides
     /// `localhost`, the loopback addresses and `bind`.
     pub tls_sans: Vec<String>,
+    /// Wait this long before answering each request except `/healthz`, `/livez` and `/readyz`
+    /// (fault injection for tests and benchmarks of fan-out reads).
+    pub latency: Option<Duration>,
+    /// Answer 403 Forbidden to every request but discovery (`/api`, `/apis`, `/version`,
+    /// `/openapi/*`) and health, as a cluster that does not authorize the caller would.
+    pub forbidden: bool,
 }
 
 impl Default for DevServerConfig {
@@ -83,6 +94,8 @@ impl Default for DevServerConfig {
             data_dir: None,
             token: None,
             tls_sans: Vec::new(),
+            latency: None,
+            forbidden: false,
         }
     }
 }
@@ -117,6 +130,10 @@ impl DevServer {
             store,
             registry,
             token: config.tls.then(|| token.clone()),
+            faults: faults::Faults {
+                latency: config.latency,
+                forbidden: config.forbidden,
+            },
         });
         if let Some(snapshot) = snapshot {
             restore(&state, snapshot);
@@ -178,6 +195,11 @@ impl DevServer {
     /// Base URL, e.g. `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The PEM CA that signed the serving certificate (None on plain HTTP).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The bearer token clients must present.
@@ -250,6 +272,11 @@ impl DevServer {
     }
 
     fn apply_one(&self, doc: &Value) -> anyhow::Result<()> {
+        self.apply_to(doc, None)
+    }
+
+    /// Server-side apply of one object, or of its `status` subresource.
+    fn apply_to(&self, doc: &Value, subresource: Option<&str>) -> anyhow::Result<()> {
         let s = |p: &str| {
             doc.pointer(p)
                 .and_then(Value::as_str)
@@ -283,7 +310,10 @@ impl DevServer {
         );
         let request = ApiRequest {
             method: hyper::Method::PATCH,
-            path: format!("{prefix}{scope}/{}/{name}", def.plural),
+            path: match subresource {
+                Some(sub) => format!("{prefix}{scope}/{}/{name}/{sub}", def.plural),
+                None => format!("{prefix}{scope}/{}/{name}", def.plural),
+            },
             query: Query::parse(Some("fieldManager=mk8-dev&force=true")),
             headers,
             body: serde_json::to_vec(doc)?.into(),

@@ -1,5 +1,5 @@
 //! The network side: TCP accept loop, optional TLS with ALPN (HTTP/1.1 and HTTP/2), bearer-token
-//! authentication, body size limit, and turning handler panics into 500s.
+//! authentication, injected faults, body size limit, and turning handler panics into 500s.
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -84,8 +84,18 @@ fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
 
 async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    // Injected latency comes first, so even a refused request is slow, as over a slow link.
+    if let Some(latency) = state.faults.delay(&path) {
+        tokio::time::sleep(latency).await;
+    }
     if !handlers::is_public(&path) && !authorized(&req, state.token.as_deref()) {
         return error_response(&ApiError::Unauthorized);
+    }
+    if let Some(denied) = state
+        .faults
+        .denial(req.method(), &path, &Query::parse(req.uri().query()))
+    {
+        return error_response(&denied);
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(body).await {

@@ -17,6 +17,8 @@ pub struct State {
     /// The bearer token clients must present; None on plain HTTP, where kubectl never sends
     /// credentials (like kube-apiserver's old insecure port).
     pub token: Option<String>,
+    /// Injected latency and denial.
+    pub faults: super::faults::Faults,
 }
 
 /// The resource, version, namespace, name and subresource a request addresses.

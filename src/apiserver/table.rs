@@ -129,6 +129,37 @@ fn pod_cells(obj: &Value) -> Vec<Value> {
     ]
 }
 
+fn service_cells(obj: &Value) -> Vec<Value> {
+    let ports: Vec<String> = obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let protocol = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_i64() {
+                Some(node) => format!("{}:{node}/{protocol}", p["port"]),
+                None => format!("{}/{protocol}", p["port"]),
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    };
+    vec![
+        json!(match s(obj, "/spec/type") {
+            "" => "ClusterIP",
+            t => t,
+        }),
+        json!(or_none(s(obj, "/spec/clusterIP"))),
+        json!(or_none(s(obj, "/status/loadBalancer/ingress/0/ip"))),
+        json!(ports),
+        age(obj),
+    ]
+}
+
 fn or_none(v: &str) -> &str {
     if v.is_empty() { "<none>" } else { v }
 }
@@ -265,6 +296,67 @@ fn builtin_columns(group: &str, kind: &str) -> (Vec<Value>, Cells) {
                     json!(s(o, "/status/nodeInfo/kubeletVersion")),
                 ]
             },
+        ),
+        ("apps", "Deployment") => (
+            vec![
+                col(
+                    "Ready",
+                    "string",
+                    "",
+                    "Number of the pod with ready state",
+                    0,
+                ),
+                col(
+                    "Up-to-date",
+                    "string",
+                    "",
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                    0,
+                ),
+                col(
+                    "Available",
+                    "string",
+                    "",
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                    0,
+                ),
+                age_col(),
+            ],
+            |o| {
+                let n = |p: &str| o.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+                vec![
+                    json!(format!(
+                        "{}/{}",
+                        n("/status/readyReplicas"),
+                        n("/spec/replicas")
+                    )),
+                    json!(n("/status/updatedReplicas")),
+                    json!(n("/status/availableReplicas")),
+                    age(o),
+                ]
+            },
+        ),
+        ("", "Service") => (
+            vec![
+                col("Type", "string", "", "The type of the service", 0),
+                col(
+                    "Cluster-IP",
+                    "string",
+                    "",
+                    "The cluster IP of the service",
+                    0,
+                ),
+                col(
+                    "External-IP",
+                    "string",
+                    "",
+                    "The external IP of the service",
+                    0,
+                ),
+                col("Port(s)", "string", "", "The ports of the service", 0),
+                age_col(),
+            ],
+            service_cells,
         ),
         ("coordination.k8s.io", "Lease") => (
             vec![

@@ -51,7 +51,7 @@ fn start_dev(dir: &Path, port: u16, admin: u16) -> Child {
 }
 
 /// Ctrl-C, as a person would stop it; returns the exit status.
-fn interrupt(mut child: Child) -> std::process::ExitStatus {
+pub(crate) fn interrupt(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     Command::new("kill")
         .args(["-INT", &pid])

@@ -9,6 +9,7 @@ mod eks;
 mod kubeconfig;
 mod kubectl_scenario;
 mod leader;
+mod members;
 mod operator;
 mod peers;
 mod rke2;

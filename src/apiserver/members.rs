@@ -261,11 +261,21 @@ pub fn workload(member: &str, pods: usize, now: &str) -> Vec<Value> {
         }),
         deployment(pods, &template_hash, now),
     ];
+    let mut taken = std::collections::HashSet::new();
     for i in 0..pods {
-        let name = format!(
-            "web-{template_hash}-{}",
-            name_suffix(member, &i.to_string(), 5)
-        );
+        // Five characters of 27 collide now and then in thousands of pods: salt again.
+        let name = (0..)
+            .map(|attempt| {
+                let salt = if attempt == 0 {
+                    i.to_string()
+                } else {
+                    format!("{i}-{attempt}")
+                };
+                format!("web-{template_hash}-{}", name_suffix(member, &salt, 5))
+            })
+            .find(|n| !taken.contains(n))
+            .expect("an unused name");
+        taken.insert(name.clone());
         let log = nginx_log(now);
         out.push(running_pod(
             DEMO_NAMESPACE,

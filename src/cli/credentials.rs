@@ -176,8 +176,14 @@ pub fn credential_status(kubeconfig: &str, context: Option<&str>) -> Result<Valu
 #[cfg(feature = "eks")]
 async fn eks_credential(cluster: &str, region: &str) -> anyhow::Result<Value> {
     use aws_credential_types::provider::ProvideCredentials as _;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
+        .http_client(http)
         .load()
         .await;
     let provider = config.credentials_provider().context(

@@ -334,6 +334,76 @@ pub async fn config(
         })
 }
 
+/// Run the exec credential plugin of `config` once, now, and put what it answers (a token or a
+/// client certificate and key) in its place. kube-rs would run the plugin synchronously, twice
+/// when it answers a certificate; here it runs as a child process of this task, so a deadline
+/// around the call kills a plugin that hangs.
+pub async fn run_exec(mut config: kube::Config) -> Result<kube::Config, String> {
+    let Some(exec) = config.auth_info.exec.take() else {
+        return Ok(config);
+    };
+    let command = exec
+        .command
+        .clone()
+        .ok_or("the exec credential plugin names no command")?;
+    let version = exec
+        .api_version
+        .clone()
+        .unwrap_or_else(|| "client.authentication.k8s.io/v1".into());
+    let mut spec = json!({"interactive": false});
+    if exec.provide_cluster_info
+        && let Some(cluster) = &exec.cluster
+    {
+        spec["cluster"] = serde_json::to_value(cluster).map_err(|e| e.to_string())?;
+    }
+    let info = json!({"apiVersion": version, "kind": "ExecCredential", "spec": spec});
+    let mut child = tokio::process::Command::new(&command);
+    child
+        .args(exec.args.clone().unwrap_or_default())
+        .env("KUBERNETES_EXEC_INFO", info.to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for pair in exec.env.iter().flatten() {
+        if let (Some(name), Some(value)) = (pair.get("name"), pair.get("value")) {
+            child.env(name, value);
+        }
+    }
+    let out = child.output().await.map_err(|e| {
+        let hint = exec
+            .install_hint
+            .as_deref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        format!("running the credential plugin {command}: {e}{hint}")
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "the credential plugin {command} failed ({}): {}",
+            out.status,
+            stderr.trim()
+        ));
+    }
+    let credential: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the credential plugin {command} printed no ExecCredential: {e}"))?;
+    let status = &credential["status"];
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    if let (Some(cert), Some(key)) = (
+        status["clientCertificateData"].as_str(),
+        status["clientKeyData"].as_str(),
+    ) {
+        config.auth_info.client_certificate_data = Some(b64(cert));
+        config.auth_info.client_key_data = Some(b64(key).into());
+    } else if let Some(token) = status["token"].as_str() {
+        config.auth_info.token = Some(token.to_string().into());
+    } else {
+        return Err(format!(
+            "the credential plugin {command} answered neither a token nor a client certificate"
+        ));
+    }
+    Ok(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,17 +211,13 @@ where
     done.into_iter().map(|(_, o)| o).collect()
 }
 
-/// A client for `config`; an exec credential plugin runs here, off the async threads (kube runs
-/// it synchronously), so one slow plugin holds back no other cluster.
+/// A client for `config`; its exec credential plugin runs here once, as a child process the
+/// caller's deadline can kill.
 pub async fn client(config: kube::Config) -> Result<Client, QueryError> {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let _guard = handle.enter();
-        Client::try_from(config)
-    })
-    .await
-    .map_err(|e| QueryError::failed(format!("building the client: {e}")))?
-    .map_err(|e| classify(&e))
+    let config = super::access::run_exec(config)
+        .await
+        .map_err(|e| QueryError::failed(format!("credentials: {e}")))?;
+    Client::try_from(config).map_err(|e| classify(&e))
 }
 
 /// `2 of 50 clusters failed: east: timeout after 10s; west: Unauthorized`, or None.

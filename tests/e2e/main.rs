@@ -6,6 +6,7 @@ mod cli;
 mod crds;
 #[cfg(feature = "eks")]
 mod eks;
+mod fleet;
 mod kubeconfig;
 mod kubectl_scenario;
 mod leader;

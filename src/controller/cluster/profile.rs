@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use super::super::context::{Context, FIELD_MANAGER};
 use super::super::error::Result;
 use crate::api::clusterprofile::{
-    CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION,
-    MK8_MANAGER,
+    CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION, MK8_MANAGER,
 };
 
 /// Property naming the provider of an mk8 Cluster (`eks`, `rke2`).

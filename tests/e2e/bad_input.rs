@@ -49,8 +49,14 @@ fn the_corpus_covers_every_kind_and_docs_bad_input_md_is_generated_from_it() {
     }
     let path = repo_root().join(DOC);
     let doc = std::fs::read_to_string(&path).expect("docs/bad-input.md exists");
-    let start = doc.find(BEGIN).expect("docs/bad-input.md has the BEGIN marker") + BEGIN.len();
-    let end = start + doc[start..].find(END).expect("docs/bad-input.md has the END marker");
+    let start = doc
+        .find(BEGIN)
+        .expect("docs/bad-input.md has the BEGIN marker")
+        + BEGIN.len();
+    let end = start
+        + doc[start..]
+            .find(END)
+            .expect("docs/bad-input.md has the END marker");
     let generated = format!(
         "{}\n{}",
         corpus::summary(&cases),
@@ -58,8 +64,11 @@ fn the_corpus_covers_every_kind_and_docs_bad_input_md_is_generated_from_it() {
     );
     if doc[start..end] != generated {
         if std::env::var_os("MK8_UPDATE_DOCS").is_some() {
-            std::fs::write(&path, format!("{}{generated}{}", &doc[..start], &doc[end..]))
-                .unwrap();
+            std::fs::write(
+                &path,
+                format!("{}{generated}{}", &doc[..start], &doc[end..]),
+            )
+            .unwrap();
             return;
         }
         panic!(
@@ -79,8 +88,15 @@ struct Applied {
 /// Apply the documents of `case` in `ns` with kubectl and judge admission.
 fn apply(kubeconfig: &std::path::Path, case: &Case, ns: &str) -> Applied {
     let kubectl = |docs: &[String]| {
-        let out = kubectl_input_raw(kubeconfig, &["apply", "-n", ns, "-f", "-"], &docs.join("\n---\n"));
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = kubectl_input_raw(
+            kubeconfig,
+            &["apply", "-n", ns, "-f", "-"],
+            &docs.join("\n---\n"),
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let problem = match &case.expect {
         Expect::Admission { update } => {
@@ -90,7 +106,9 @@ fn apply(kubeconfig: &std::path::Path, case: &Case, ns: &str) -> Applied {
                 (true, _) => None,
                 (false, _) => match kubectl(before) {
                     (true, _) => None,
-                    (false, err) => Some(format!("the documents before the last are refused: {err}")),
+                    (false, err) => {
+                        Some(format!("the documents before the last are refused: {err}"))
+                    }
                 },
             };
             setup.or_else(|| match kubectl(std::slice::from_ref(last)) {
@@ -127,7 +145,12 @@ async fn every_bad_input_is_refused_or_reported_naming_the_field_and_the_fix() {
         .await;
     let operator = start_operator(&cluster).await;
     let namespaces: String = (0..cases.len())
-        .map(|i| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {}}}\n---\n", namespace(i)))
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {}}}\n---\n",
+                namespace(i)
+            )
+        })
         .collect();
     cluster.apply_manifests(&namespaces).await;
 
@@ -144,7 +167,11 @@ async fn every_bad_input_is_refused_or_reported_naming_the_field_and_the_fix() {
         .await;
     let mut failures: Vec<String> = applied
         .iter()
-        .filter_map(|(i, a)| a.problem.as_ref().map(|p| format!("{}: {p}", cases[*i].file)))
+        .filter_map(|(i, a)| {
+            a.problem
+                .as_ref()
+                .map(|p| format!("{}: {p}", cases[*i].file))
+        })
         .collect();
     failures.sort();
     assert!(
@@ -175,23 +202,39 @@ async fn every_bad_input_is_refused_or_reported_naming_the_field_and_the_fix() {
             .into_iter()
             .flatten()
             .map(|o| {
-                let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-                ((s("/metadata/namespace"), s("/kind"), s("/metadata/name")), o)
+                let s = |p: &str| {
+                    o.pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (
+                    (s("/metadata/namespace"), s("/kind"), s("/metadata/name")),
+                    o,
+                )
             })
             .collect();
         let unmet: Vec<String> = pending
             .iter()
             .filter_map(|(i, case)| {
-                let Expect::Condition { type_, status, reason } = &case.expect else {
+                let Expect::Condition {
+                    type_,
+                    status,
+                    reason,
+                } = &case.expect
+                else {
                     return None;
                 };
                 let key = (namespace(*i), case.kind.clone(), case.name.clone());
                 let seen = objects.get(&key).and_then(|o| condition(o, type_));
                 let problem = match &seen {
-                    None => Some(format!("no {type_} condition on {}/{}", case.kind, case.name)),
-                    Some((s, r, _)) if s != status || r != reason => {
-                        Some(format!("{type_}={s} reason={r}, expected {status} {reason}"))
-                    }
+                    None => Some(format!(
+                        "no {type_} condition on {}/{}",
+                        case.kind, case.name
+                    )),
+                    Some((s, r, _)) if s != status || r != reason => Some(format!(
+                        "{type_}={s} reason={r}, expected {status} {reason}"
+                    )),
                     Some((_, _, message)) => case.misses(message),
                 };
                 problem.map(|p| format!("{}: {p}", case.file))

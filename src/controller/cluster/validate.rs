@@ -25,6 +25,9 @@ pub struct Verdict {
 const AWS_KEYS: [&str; 2] = ["accessKeyId", "secretAccessKey"];
 /// Key an SSH credentials Secret must hold.
 const SSH_KEY: &str = "ssh-privatekey";
+/// Longest Cluster name: it is the value of the `mk8.io/cluster` label on the Cluster's
+/// Secrets (label values have at most 63 characters) and the EKS cluster name.
+pub const MAX_NAME: usize = 63;
 
 impl Verdict {
     /// Whether the provider takes over: validation left `Ready` to it (the spec is valid and
@@ -43,6 +46,22 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
         conditions: vec![ready, valid, paused.clone()],
         next_check: Some(BLOCKED_RECHECK),
     };
+    let name = cluster.name_any();
+    if name.len() > MAX_NAME {
+        let msg = format!(
+            "metadata.name is {} characters long, but a Cluster name can have at most {MAX_NAME} (it becomes the value of the mk8.io/cluster label and the EKS cluster name): create the Cluster again under a shorter name",
+            name.len()
+        );
+        return Verdict {
+            phase: Phase::Pending,
+            conditions: vec![
+                Desired::no(types::READY, reasons::INVALID_SPEC, msg.clone()),
+                Desired::no(types::VALID, reasons::INVALID_SPEC, msg),
+                paused,
+            ],
+            next_check: None,
+        };
+    }
     let Some(provider) = cluster.provider() else {
         let msg = "exactly one of spec.eks or spec.rke2 must be set";
         return Verdict {
@@ -226,6 +245,38 @@ mod tests {
                 .any(|c| c.type_ == types::VALID && c.status)
         );
         assert_eq!(v.phase, Phase::Pending);
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_label_value_is_refused_before_anything_is_made() {
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 1,
+        };
+        let mut c = rke2();
+        c.metadata.name = Some("e".repeat(MAX_NAME));
+        assert_ne!(
+            ready_reason(&validate(&c, &observed, &Providers::default())),
+            Some(reasons::INVALID_SPEC)
+        );
+        c.metadata.name = Some("e".repeat(MAX_NAME + 1));
+        let v = validate(&c, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert!(
+            ready(&v).message.starts_with(
+                "metadata.name is 64 characters long, but a Cluster name can have at most 63"
+            ),
+            "{}",
+            ready(&v).message
+        );
+        assert!(!v.lets_provider_act(&c));
+    }
+
+    fn ready_reason(v: &Verdict) -> Option<&'static str> {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.reason)
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub fn load() -> Result<Vec<Case>, String> {
     for path in files {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         if !file.ends_with(".yaml") {
-            problems.push(format!("{file}: not a .yaml case (release files go in files/)"));
+            problems.push(format!(
+                "{file}: not a .yaml case (release files go in files/)"
+            ));
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
@@ -100,7 +102,9 @@ pub fn parse(file: &str, text: &str, corpus: &Path) -> Result<Case, String> {
     }
     let what = what.ok_or("no `# what:` line")?;
     let expect = expect.ok_or("no `# expect:` line")?;
-    let field = field.filter(|f| !f.is_empty()).ok_or("no `# field:` line")?;
+    let field = field
+        .filter(|f| !f.is_empty())
+        .ok_or("no `# field:` line")?;
     if messages.iter().all(|m| m.is_empty()) {
         return Err("no `# message:` line".into());
     }
@@ -126,16 +130,17 @@ pub fn parse(file: &str, text: &str, corpus: &Path) -> Result<Case, String> {
     };
     let (kind, name) = match object {
         Some(o) => {
-            let (kind, name) = o
-                .split_once('/')
-                .ok_or("`# object:` is not Kind/name")?;
+            let (kind, name) = o.split_once('/').ok_or("`# object:` is not Kind/name")?;
             (kind.to_string(), name.to_string())
         }
         None => {
             let last = parsed.iter().rev().find(mk8).ok_or("no mk8.io document")?;
             (
                 last["kind"].as_str().unwrap_or_default().to_string(),
-                last["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                last["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         }
     };
@@ -162,7 +167,11 @@ fn parse_expect(value: &str) -> Result<Expect, String> {
         "admission on update" => return Ok(Expect::Admission { update: true }),
         _ => {}
     }
-    let unknown = || format!("`# expect: {value}` is neither `admission [on update]` nor `condition Type=Status reason=Reason`");
+    let unknown = || {
+        format!(
+            "`# expect: {value}` is neither `admission [on update]` nor `condition Type=Status reason=Reason`"
+        )
+    };
     let rest = value.strip_prefix("condition ").ok_or_else(unknown)?;
     let (condition, reason) = rest.split_once(' ').ok_or_else(unknown)?;
     let (type_, status) = condition.split_once('=').ok_or_else(unknown)?;
@@ -249,7 +258,8 @@ pub fn summary(cases: &[Case]) -> String {
             Expect::Condition { .. } => entry.1 += 1,
         }
     }
-    let mut out = String::from("| Kind | Refused at admission | Reported in a condition |\n|---|---|---|\n");
+    let mut out =
+        String::from("| Kind | Refused at admission | Reported in a condition |\n|---|---|---|\n");
     for (kind, (admission, condition)) in &by_kind {
         out.push_str(&format!("| {kind} | {admission} | {condition} |\n"));
     }
@@ -280,9 +290,29 @@ mod tests {
         assert_eq!(c.messages, ["a", "b"]);
         assert_eq!(c.misses("spec.x: a, b"), None);
         assert!(c.misses("spec.x: a").unwrap().contains("lacks"));
-        assert!(case(&format!("# what: w\n# expect: maybe\n# field: f\n# message: m\n{BODY}")).is_err());
-        assert!(case(&format!("# what: w\n# expect: admission\n# message: m\n{BODY}")).is_err());
-        assert!(case(&format!("# what: w\n# expect: admission on update\n# field: f\n# message: m\n{BODY}")).is_err());
-        assert!(case(&format!("# wat: w\n# expect: admission\n# field: f\n# message: m\n{BODY}")).is_err());
+        assert!(
+            case(&format!(
+                "# what: w\n# expect: maybe\n# field: f\n# message: m\n{BODY}"
+            ))
+            .is_err()
+        );
+        assert!(
+            case(&format!(
+                "# what: w\n# expect: admission\n# message: m\n{BODY}"
+            ))
+            .is_err()
+        );
+        assert!(
+            case(&format!(
+                "# what: w\n# expect: admission on update\n# field: f\n# message: m\n{BODY}"
+            ))
+            .is_err()
+        );
+        assert!(
+            case(&format!(
+                "# wat: w\n# expect: admission\n# field: f\n# message: m\n{BODY}"
+            ))
+            .is_err()
+        );
     }
 }

@@ -9,6 +9,7 @@ use super::observe::Observed;
 use crate::api::{Cluster, Phase};
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::providers::Providers;
+use crate::providers::ssh::check_known_hosts;
 
 /// Outcome of validating a Cluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,6 +81,12 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
             Desired::no(types::READY, reasons::SECRET_MISSING, problem),
         );
     }
+    if let Some(problem) = known_hosts_problem(cluster, observed) {
+        return blocked(
+            Desired::no(types::VALID, reasons::SECRET_INVALID, problem.clone()),
+            Desired::no(types::READY, reasons::SECRET_INVALID, problem),
+        );
+    }
     if provider == "rke2" && observed.server_pools == 0 {
         let msg = format!(
             "no NodePool with spec.ssh.role: server names Cluster {} in spec.clusterName: add one so the control plane has hosts",
@@ -123,6 +130,18 @@ fn paused_condition(paused: bool) -> Desired {
     } else {
         Desired::no(types::PAUSED, reasons::NOT_PAUSED, "reconciling")
     }
+}
+
+/// A known_hosts in the SSH credentials Secret that OpenSSH could not read: its bad lines
+/// would be skipped, and the hosts they name refused as unknown at first contact.
+fn known_hosts_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
+    let rke2 = cluster.spec.rke2.as_ref()?;
+    let problem = check_known_hosts(observed.known_hosts.as_deref()?).err()?;
+    Some(format!(
+        "Secret {}/{} named by spec.rke2.sshCredentialsSecretRef: its known_hosts is malformed: {problem}; fix that line or remove it",
+        cluster.namespace().unwrap_or_default(),
+        rke2.ssh_credentials_secret_ref.name
+    ))
 }
 
 fn secret_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
@@ -200,6 +219,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["accessKeyId"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&eks(), &observed, &Providers::default());
         assert!(
@@ -216,6 +236,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["ssh-privatekey"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&rke2(), &observed, &Providers::default());
         assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
@@ -231,6 +252,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["accessKeyId", "secretAccessKey"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&eks(), &observed, &Providers::default());
         assert_eq!(ready(&v).reason, reasons::PROVIDER_UNAVAILABLE);
@@ -252,6 +274,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["ssh-privatekey"]),
             server_pools: 1,
+            ..Default::default()
         };
         let mut c = rke2();
         c.metadata.name = Some("e".repeat(MAX_NAME));
@@ -272,6 +295,33 @@ mod tests {
         assert!(!v.lets_provider_act(&c));
     }
 
+    #[test]
+    fn a_malformed_known_hosts_names_the_secret_and_the_line() {
+        let mut observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey", "known_hosts"]),
+            server_pools: 1,
+            known_hosts: Some(
+                "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIw+jBvrLRkBQR9sJyZExcSU2rXYQ1ZUYkOJOphjbnEY\n10.0.0.12\n".into(),
+            ),
+        };
+        let v = validate(&rke2(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::SECRET_INVALID);
+        assert!(
+            ready(&v).message.starts_with(
+                "Secret fleet/fleet-ssh named by spec.rke2.sshCredentialsSecretRef: its known_hosts is malformed: line 2 is not"
+            ),
+            "{}",
+            ready(&v).message
+        );
+        assert!(ready(&v).message.ends_with("fix that line or remove it"));
+        assert_eq!(v.next_check, Some(BLOCKED_RECHECK));
+        observed.known_hosts = Some(String::new());
+        assert_ne!(
+            ready_reason(&validate(&rke2(), &observed, &Providers::default())),
+            Some(reasons::SECRET_INVALID)
+        );
+    }
+
     fn ready_reason(v: &Verdict) -> Option<&'static str> {
         v.conditions
             .iter()
@@ -286,6 +336,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["ssh-privatekey"]),
             server_pools: 1,
+            ..Default::default()
         };
         let v = validate(&c, &observed, &Providers::default());
         assert!(

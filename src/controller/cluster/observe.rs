@@ -67,8 +67,36 @@ pub async fn observe(cluster: &Cluster, ctx: &Context) -> Result<Observed> {
     })
 }
 
+/// The keys of `secret` that hold a value: an empty one is as good as missing.
 fn secret_keys(secret: &Secret) -> BTreeSet<String> {
-    let data = secret.data.iter().flat_map(|d| d.keys());
-    let string_data = secret.string_data.iter().flat_map(|d| d.keys());
+    let data = secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(_, v)| !v.0.is_empty())
+        .map(|(k, _)| k);
+    let string_data = secret
+        .string_data
+        .iter()
+        .flatten()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, _)| k);
     data.chain(string_data).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_empty_values_do_not_count() {
+        let secret: Secret = serde_yaml::from_str(
+            "metadata: {name: aws}\ndata: {accessKeyId: QUtJQQ==, sessionToken: ''}\nstringData: {secretAccessKey: ' '}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            secret_keys(&secret).into_iter().collect::<Vec<_>>(),
+            ["accessKeyId"]
+        );
+    }
 }

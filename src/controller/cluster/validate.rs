@@ -9,6 +9,7 @@ use super::observe::Observed;
 use crate::api::{Cluster, Phase};
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::providers::Providers;
+use crate::providers::rke2::config::MANAGED_KEYS;
 use crate::providers::ssh::check_known_hosts;
 
 /// Outcome of validating a Cluster.
@@ -75,6 +76,17 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
             next_check: None,
         };
     };
+    if let Some(problem) = managed_config_key(cluster) {
+        return Verdict {
+            phase: Phase::Pending,
+            conditions: vec![
+                Desired::no(types::READY, reasons::INVALID_SPEC, problem.clone()),
+                Desired::no(types::VALID, reasons::INVALID_SPEC, problem),
+                paused,
+            ],
+            next_check: None,
+        };
+    }
     if let Some(problem) = secret_problem(cluster, observed) {
         return blocked(
             Desired::no(types::VALID, reasons::SECRET_MISSING, problem.clone()),
@@ -132,6 +144,27 @@ fn paused_condition(paused: bool) -> Desired {
     }
 }
 
+/// A key of `spec.rke2.config` that mk8 writes itself: it would be ignored, so say where the
+/// setting belongs instead.
+fn managed_config_key(cluster: &Cluster) -> Option<String> {
+    let config = cluster.spec.rke2.as_ref()?.config.as_ref()?;
+    let key = MANAGED_KEYS.iter().find(|k| config.contains_key(**k))?;
+    let instead = match *key {
+        "token" => "mk8 generates the join token and keeps it in the Secret <cluster>-rke2-token",
+        "server" => {
+            "nodes register through spec.rke2.registrationAddress (default: the first server)"
+        }
+        "tls-san" => "list the names in spec.rke2.tlsSan",
+        "node-name" => "set spec.ssh.hosts[].nodeName in the NodePool",
+        "node-label" => "set labels in the NodePool (spec.ssh.labels or spec.ssh.hosts[].labels)",
+        "node-taint" => "set taints in the NodePool (spec.ssh.taints)",
+        _ => "choose the CNI with spec.rke2.cni",
+    };
+    Some(format!(
+        "spec.rke2.config.{key}: mk8 writes this key of config.yaml itself, so it would be ignored; remove it from spec.rke2.config: {instead}"
+    ))
+}
+
 /// A known_hosts in the SSH credentials Secret that OpenSSH could not read: its bad lines
 /// would be skipped, and the hosts they name refused as unknown at first contact.
 fn known_hosts_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
@@ -172,7 +205,7 @@ fn secret_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
                 .collect();
             (!missing.is_empty()).then(|| {
                 format!(
-                    "Secret {ns}/{name} named by {field} lacks the keys {}: add them",
+                    "Secret {ns}/{name} named by {field} lacks the keys {} (or holds them empty): add them",
                     missing.join(", ")
                 )
             })
@@ -225,7 +258,7 @@ mod tests {
         assert!(
             ready(&v)
                 .message
-                .ends_with("lacks the keys secretAccessKey: add them"),
+                .ends_with("lacks the keys secretAccessKey (or holds them empty): add them"),
             "{}",
             ready(&v).message
         );
@@ -319,6 +352,37 @@ mod tests {
         assert_ne!(
             ready_reason(&validate(&rke2(), &observed, &Providers::default())),
             Some(reasons::SECRET_INVALID)
+        );
+    }
+
+    #[test]
+    fn a_config_key_mk8_writes_itself_is_refused_with_where_it_belongs() {
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 1,
+            ..Default::default()
+        };
+        let mut c = rke2();
+        let config: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"write-kubeconfig-mode": "0644", "cni": "cilium"}"#).unwrap();
+        c.spec.rke2.as_mut().unwrap().config = Some(config);
+        let v = validate(&c, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert_eq!(
+            ready(&v).message,
+            "spec.rke2.config.cni: mk8 writes this key of config.yaml itself, so it would be ignored; remove it from spec.rke2.config: choose the CNI with spec.rke2.cni"
+        );
+        c.spec
+            .rke2
+            .as_mut()
+            .unwrap()
+            .config
+            .as_mut()
+            .unwrap()
+            .remove("cni");
+        assert_ne!(
+            ready_reason(&validate(&c, &observed, &Providers::default())),
+            Some(reasons::INVALID_SPEC)
         );
     }
 

@@ -7,9 +7,10 @@ use kube::ResourceExt;
 
 use super::observe::Observed;
 use crate::api::NodePool;
-use crate::api::nodepool::node_name;
+use crate::api::nodepool::{Taint, node_name};
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::providers::Providers;
+use crate::selector::{valid_label_key, valid_label_value};
 
 /// Outcome of validating a NodePool.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +79,7 @@ pub fn validate(pool: &NodePool, observed: &Observed, providers: &Providers) -> 
         reasons::CLUSTER_MATCHES,
         format!("Cluster {cluster_name} runs on {actual}"),
     );
-    if let Some(problem) = host_problem(pool, &observed.siblings) {
+    if let Some(problem) = host_problem(pool, &observed.siblings).or_else(|| label_problem(pool)) {
         return Verdict {
             conditions: vec![
                 Desired::no(types::READY, reasons::INVALID_SPEC, problem.clone()),
@@ -121,6 +122,56 @@ pub fn validate(pool: &NodePool, observed: &Observed, providers: &Providers) -> 
         conditions: vec![valid, found],
         next_check: None,
     }
+}
+
+const LABEL_RULES: &str =
+    "at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+
+/// Labels and taints become node labels and taints: keys and values must be Kubernetes'.
+fn label_problem(pool: &NodePool) -> Option<String> {
+    let mut labels: Vec<(String, &BTreeMap<String, String>)> = Vec::new();
+    let mut taints: Vec<(String, &[Taint])> = Vec::new();
+    if let Some(ssh) = &pool.spec.ssh {
+        labels.push(("spec.ssh.labels".into(), &ssh.labels));
+        for (i, host) in ssh.hosts.iter().enumerate() {
+            labels.push((format!("spec.ssh.hosts[{i}].labels"), &host.labels));
+        }
+        taints.push(("spec.ssh.taints".into(), &ssh.taints));
+    }
+    if let Some(eks) = &pool.spec.eks {
+        labels.push(("spec.eks.labels".into(), &eks.labels));
+        taints.push(("spec.eks.taints".into(), &eks.taints));
+    }
+    let bad_key = |field: &str, key: &str| {
+        format!(
+            "{field}: {key:?} is not a valid label key (an optional DNS name and '/', then {LABEL_RULES}): rename it"
+        )
+    };
+    for (field, map) in labels {
+        for (key, value) in map {
+            if !valid_label_key(key) {
+                return Some(bad_key(&field, key));
+            }
+            if !valid_label_value(value) {
+                return Some(format!(
+                    "{field}.{key}: {value:?} is not a valid label value ({LABEL_RULES}, or empty): change it"
+                ));
+            }
+        }
+    }
+    for (field, list) in taints {
+        for (i, taint) in list.iter().enumerate() {
+            if !valid_label_key(&taint.key) {
+                return Some(bad_key(&format!("{field}[{i}].key"), &taint.key));
+            }
+            if let Some(value) = taint.value.as_deref().filter(|v| !valid_label_value(v)) {
+                return Some(format!(
+                    "{field}[{i}].value: {value:?} is not a valid taint value ({LABEL_RULES}, or empty): change it"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Node names must be unique in the pool, and no host may belong to two pools of one Cluster.
@@ -239,6 +290,54 @@ spec:
         assert_eq!(
             ready(&v).message,
             "spec.ssh.hosts[1] (10.0.0.22) is also a host of NodePool servers of the same Cluster: a host can be in one pool only"
+        );
+    }
+
+    #[test]
+    fn labels_and_taints_kubernetes_would_refuse_are_named() {
+        let observed = Observed {
+            cluster: Some(rke2_cluster()),
+            siblings: vec![],
+        };
+        let mut p = agents();
+        let ssh = p.spec.ssh.as_mut().unwrap();
+        ssh.labels.insert("example.com/tier".into(), "edge".into());
+        ssh.hosts[1]
+            .labels
+            .insert("node role".into(), "worker".into());
+        let v = validate(&p, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert!(
+            ready(&v)
+                .message
+                .starts_with("spec.ssh.hosts[1].labels: \"node role\" is not a valid label key"),
+            "{}",
+            ready(&v).message
+        );
+        let ssh = p.spec.ssh.as_mut().unwrap();
+        ssh.hosts[1].labels.clear();
+        ssh.labels.insert("gpu".into(), "nvidia a100".into());
+        assert!(
+            ready(&validate(&p, &observed, &Providers::default()))
+                .message
+                .starts_with("spec.ssh.labels.gpu: \"nvidia a100\" is not a valid label value")
+        );
+        let ssh = p.spec.ssh.as_mut().unwrap();
+        ssh.labels.remove("gpu");
+        ssh.taints = vec![Taint {
+            key: "dedicated".into(),
+            value: Some("gpu/nvidia".into()),
+            ..Default::default()
+        }];
+        assert!(
+            ready(&validate(&p, &observed, &Providers::default()))
+                .message
+                .starts_with("spec.ssh.taints[0].value: \"gpu/nvidia\" is not a valid taint value")
+        );
+        p.spec.ssh.as_mut().unwrap().taints[0].value = Some("gpu".into());
+        assert_eq!(
+            ready(&validate(&p, &observed, &Providers::default())).reason,
+            reasons::PROVIDER_UNAVAILABLE
         );
     }
 

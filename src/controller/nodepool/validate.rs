@@ -89,6 +89,21 @@ pub fn validate(pool: &NodePool, observed: &Observed, providers: &Providers) -> 
             next_check: None,
         };
     }
+    let name = pool.name_any();
+    if pool.spec.eks.is_some() && name.len() > MAX_NODEGROUP_NAME {
+        let msg = format!(
+            "metadata.name is {} characters long, but it names the EKS node group, which has at most {MAX_NODEGROUP_NAME}: create the NodePool again under a shorter name",
+            name.len()
+        );
+        return Verdict {
+            conditions: vec![
+                Desired::no(types::READY, reasons::INVALID_SPEC, msg.clone()),
+                Desired::no(types::VALID, reasons::INVALID_SPEC, msg),
+                found,
+            ],
+            next_check: None,
+        };
+    }
     if let Some(eks) = &pool.spec.eks
         && eks.node_role_arn.is_none()
         && !eks.create_roles
@@ -174,12 +189,24 @@ fn label_problem(pool: &NodePool) -> Option<String> {
     None
 }
 
+/// Longest node name mk8 gives a host (a DNS label, as RKE2's node-name needs).
+const MAX_NODE_NAME: usize = 63;
+/// Longest EKS managed node group name (the NodePool's name).
+const MAX_NODEGROUP_NAME: usize = 63;
+
 /// Node names must be unique in the pool, and no host may belong to two pools of one Cluster.
 fn host_problem(pool: &NodePool, siblings: &[NodePool]) -> Option<String> {
     let ssh = pool.spec.ssh.as_ref()?;
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for (i, host) in ssh.hosts.iter().enumerate() {
         let name = node_name(host);
+        if host.node_name.is_none() && name.len() > MAX_NODE_NAME {
+            return Some(format!(
+                "spec.ssh.hosts[{i}]: the node name derived from the address {} would be {} characters, but a node name has at most {MAX_NODE_NAME}: set spec.ssh.hosts[{i}].nodeName",
+                host.address,
+                name.len()
+            ));
+        }
         if let Some(first) = names.insert(name.clone(), i) {
             return Some(format!(
                 "spec.ssh.hosts[{i}] and spec.ssh.hosts[{first}] would both be node {name}: give one of them a distinct nodeName"
@@ -338,6 +365,52 @@ spec:
         assert_eq!(
             ready(&validate(&p, &observed, &Providers::default())).reason,
             reasons::PROVIDER_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn names_too_long_for_a_node_or_a_node_group_are_refused() {
+        let observed = Observed {
+            cluster: Some(rke2_cluster()),
+            siblings: vec![],
+        };
+        let mut p = agents();
+        let long = format!("{}.edge.example.com", "h".repeat(50));
+        p.spec.ssh.as_mut().unwrap().hosts[1].address = long.clone();
+        let v = validate(&p, &observed, &Providers::default());
+        assert_eq!(
+            ready(&v).message,
+            format!(
+                "spec.ssh.hosts[1]: the node name derived from the address {long} would be 67 characters, but a node name has at most 63: set spec.ssh.hosts[1].nodeName"
+            )
+        );
+        p.spec.ssh.as_mut().unwrap().hosts[1].node_name = Some("edge-agent-2".into());
+        assert_eq!(
+            ready(&validate(&p, &observed, &Providers::default())).reason,
+            reasons::PROVIDER_UNAVAILABLE
+        );
+        let mut workers = pool(
+            r#"
+apiVersion: mk8.io/v1alpha1
+kind: NodePool
+metadata: {name: workers, namespace: fleet}
+spec:
+  clusterName: edge
+  eks: {instanceTypes: [m6i.large], scaling: {min: 1, max: 3, desired: 2}, createRoles: true}
+"#,
+        );
+        workers.metadata.name = Some("w".repeat(64));
+        let observed = Observed {
+            cluster: Some(eks_cluster()),
+            siblings: vec![],
+        };
+        let v = validate(&workers, &observed, &Providers::default());
+        assert!(
+            ready(&v).message.starts_with(
+                "metadata.name is 64 characters long, but it names the EKS node group"
+            ),
+            "{}",
+            ready(&v).message
         );
     }
 

@@ -248,6 +248,38 @@ async fn every_bad_input_is_refused_or_reported_naming_the_field_and_the_fix() {
     })
     .await;
 
+    // `kubectl describe` shows the same: a Warning Event with the reason and the message.
+    eventually("a Warning Event per condition case", WAIT, || {
+        let out = cluster.kubectl_raw(&["get", "events.events.k8s.io", "-A", "-o", "json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let events = list["items"].as_array().cloned().unwrap_or_default();
+        let unmet: Vec<&str> = pending
+            .iter()
+            .filter(|(i, case)| {
+                let Expect::Condition { reason, .. } = &case.expect else {
+                    return false;
+                };
+                !events.iter().any(|e| {
+                    e["metadata"]["namespace"] == namespace(*i).as_str()
+                        && e["regarding"]["kind"] == case.kind.as_str()
+                        && e["regarding"]["name"] == case.name.as_str()
+                        && e["type"] == "Warning"
+                        && e["reason"] == reason.as_str()
+                        && e["note"]
+                            .as_str()
+                            .is_some_and(|note| case.misses(note).is_none())
+                })
+            })
+            .map(|(_, case)| case.file.as_str())
+            .collect();
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no matching Event for {unmet:?}"))
+        }
+    })
+    .await;
+
     let _ = operator.stop.send(());
     operator
         .done

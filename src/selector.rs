@@ -32,7 +32,8 @@ pub struct LabelSelector(pub Vec<Requirement>);
 #[error("unable to parse requirement: {0}")]
 pub struct SelectorError(pub String);
 
-fn valid_label_key(key: &str) -> bool {
+/// Whether `key` is a valid label key: an optional DNS-subdomain prefix and `/`, then a name.
+pub fn valid_label_key(key: &str) -> bool {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -54,7 +55,8 @@ fn valid_label_key(key: &str) -> bool {
     !name.is_empty() && valid_label_value(name)
 }
 
-fn valid_label_value(v: &str) -> bool {
+/// Whether `v` is a valid label value (empty, or at most 63 name characters).
+pub fn valid_label_value(v: &str) -> bool {
     if v.is_empty() {
         return true;
     }

@@ -43,7 +43,10 @@ pub struct ClusterProfileViewSpec {
     pub resource: ResourceRef,
     /// Namespace to read from; empty: all namespaces.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(length(max = 63))]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    )]
     pub namespace: String,
     /// Label selector in kubectl syntax, such as `app=nginx,tier!=db`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -98,9 +101,12 @@ pub struct ClusterSelection {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRef {
-    /// API group; empty for the core group.
+    /// API group, such as `apps` (no version); empty for the core group.
     #[serde(default)]
-    #[schemars(length(max = 253))]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$")
+    )]
     pub group: String,
     /// API version, such as `v1`.
     #[schemars(length(min = 1, max = 63))]

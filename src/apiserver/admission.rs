@@ -205,9 +205,10 @@ pub fn name_of(obj: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Whether `s` has the characters of a DNS subdomain (its length is checked apart, as
+/// kube-apiserver reports it apart).
 fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.chars()
@@ -218,29 +219,53 @@ fn is_dns_subdomain(s: &str) -> bool {
 }
 
 fn is_dns_label(s: &str) -> bool {
-    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
+    !s.contains('.') && is_dns_subdomain(s)
+}
+
+/// kube-apiserver's errors for an object name: one for the length, one for the characters.
+fn name_errors(name: &str, namespace: bool) -> Vec<String> {
+    let (max, ok, what) = if namespace {
+        (
+            63,
+            is_dns_label(name),
+            "label must consist of lower case alphanumeric characters or '-'",
+        )
+    } else {
+        (
+            253,
+            is_dns_subdomain(name),
+            "subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+        )
+    };
+    let mut errors = Vec::new();
+    if name.len() > max {
+        errors.push(format!("must be no more than {max} characters"));
+    }
+    if !ok {
+        errors.push(format!(
+            "a lowercase RFC 1123 {what}, and must start and end with an alphanumeric character"
+        ));
+    }
+    errors
 }
 
 fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
     let name = name_of(obj);
     let mut causes = Vec::new();
-    let ok = if target.def.builtin == Builtin::Namespace {
-        is_dns_label(name)
-    } else {
-        is_dns_subdomain(name)
-    };
     if name.is_empty() {
         causes.push(Cause::new(
             "FieldValueRequired",
             "metadata.name",
             "Required value: name or generateName is required",
         ));
-    } else if !ok {
-        causes.push(Cause::new(
-            "FieldValueInvalid",
-            "metadata.name",
-            invalid_value(&json!(name), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
-        ));
+    } else {
+        for error in name_errors(name, target.def.builtin == Builtin::Namespace) {
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                "metadata.name",
+                invalid_value(&json!(name), &error),
+            ));
+        }
     }
     for (field, check_values) in [("labels", true), ("annotations", false)] {
         if let Some(map) = obj
@@ -267,5 +292,31 @@ fn validate_metadata(target: &Target, obj: &Value) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::Invalid(target.subject(name), causes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_too_long_is_reported_as_too_long_like_kube_apiserver() {
+        assert!(name_errors("edge", false).is_empty());
+        assert_eq!(
+            name_errors(&"a".repeat(254), false),
+            ["must be no more than 253 characters"]
+        );
+        assert!(name_errors(&"a".repeat(253), false).is_empty());
+        assert_eq!(
+            name_errors(&"a".repeat(64), true),
+            ["must be no more than 63 characters"]
+        );
+        let both = name_errors(&format!("A{}", "a".repeat(253)), false);
+        assert_eq!(both.len(), 2);
+        assert!(
+            both[1].starts_with("a lowercase RFC 1123 subdomain"),
+            "{both:?}"
+        );
+        assert!(name_errors("a.b", true)[0].starts_with("a lowercase RFC 1123 label"));
     }
 }

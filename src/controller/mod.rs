@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod context;
+pub mod label_selector;
 pub mod metrics;
 pub mod nodepool;
 pub mod stack;

@@ -28,6 +28,8 @@ pub mod reasons {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// A referenced Secret does not exist or lacks a key.
     pub const SECRET_MISSING: &str = "SecretMissing";
+    /// A referenced Secret holds a value mk8 cannot use (such as a malformed known_hosts).
+    pub const SECRET_INVALID: &str = "SecretInvalid";
     /// The provider needed is not part of this operator build.
     pub const PROVIDER_UNAVAILABLE: &str = "ProviderUnavailable";
     /// The NodePool names a Cluster that does not exist.

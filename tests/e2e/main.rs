@@ -1,6 +1,7 @@
 mod admission;
 mod apiserver;
 mod argocd_health;
+mod bad_input;
 mod chart;
 mod cli;
 mod crds;

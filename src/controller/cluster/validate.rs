@@ -9,6 +9,8 @@ use super::observe::Observed;
 use crate::api::{Cluster, Phase};
 use crate::controller::conditions::{Desired, reasons, types};
 use crate::providers::Providers;
+use crate::providers::rke2::config::MANAGED_KEYS;
+use crate::providers::ssh::check_known_hosts;
 
 /// Outcome of validating a Cluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +27,9 @@ pub struct Verdict {
 const AWS_KEYS: [&str; 2] = ["accessKeyId", "secretAccessKey"];
 /// Key an SSH credentials Secret must hold.
 const SSH_KEY: &str = "ssh-privatekey";
+/// Longest Cluster name: it is the value of the `mk8.io/cluster` label on the Cluster's
+/// Secrets (label values have at most 63 characters) and the EKS cluster name.
+pub const MAX_NAME: usize = 63;
 
 impl Verdict {
     /// Whether the provider takes over: validation left `Ready` to it (the spec is valid and
@@ -43,6 +48,22 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
         conditions: vec![ready, valid, paused.clone()],
         next_check: Some(BLOCKED_RECHECK),
     };
+    let name = cluster.name_any();
+    if name.len() > MAX_NAME {
+        let msg = format!(
+            "metadata.name is {} characters long, but a Cluster name can have at most {MAX_NAME} (it becomes the value of the mk8.io/cluster label and the EKS cluster name): create the Cluster again under a shorter name",
+            name.len()
+        );
+        return Verdict {
+            phase: Phase::Pending,
+            conditions: vec![
+                Desired::no(types::READY, reasons::INVALID_SPEC, msg.clone()),
+                Desired::no(types::VALID, reasons::INVALID_SPEC, msg),
+                paused,
+            ],
+            next_check: None,
+        };
+    }
     let Some(provider) = cluster.provider() else {
         let msg = "exactly one of spec.eks or spec.rke2 must be set";
         return Verdict {
@@ -55,10 +76,27 @@ pub fn validate(cluster: &Cluster, observed: &Observed, providers: &Providers) -
             next_check: None,
         };
     };
+    if let Some(problem) = managed_config_key(cluster) {
+        return Verdict {
+            phase: Phase::Pending,
+            conditions: vec![
+                Desired::no(types::READY, reasons::INVALID_SPEC, problem.clone()),
+                Desired::no(types::VALID, reasons::INVALID_SPEC, problem),
+                paused,
+            ],
+            next_check: None,
+        };
+    }
     if let Some(problem) = secret_problem(cluster, observed) {
         return blocked(
             Desired::no(types::VALID, reasons::SECRET_MISSING, problem.clone()),
             Desired::no(types::READY, reasons::SECRET_MISSING, problem),
+        );
+    }
+    if let Some(problem) = known_hosts_problem(cluster, observed) {
+        return blocked(
+            Desired::no(types::VALID, reasons::SECRET_INVALID, problem.clone()),
+            Desired::no(types::READY, reasons::SECRET_INVALID, problem),
         );
     }
     if provider == "rke2" && observed.server_pools == 0 {
@@ -106,6 +144,39 @@ fn paused_condition(paused: bool) -> Desired {
     }
 }
 
+/// A key of `spec.rke2.config` that mk8 writes itself: it would be ignored, so say where the
+/// setting belongs instead.
+fn managed_config_key(cluster: &Cluster) -> Option<String> {
+    let config = cluster.spec.rke2.as_ref()?.config.as_ref()?;
+    let key = MANAGED_KEYS.iter().find(|k| config.contains_key(**k))?;
+    let instead = match *key {
+        "token" => "mk8 generates the join token and keeps it in the Secret <cluster>-rke2-token",
+        "server" => {
+            "nodes register through spec.rke2.registrationAddress (default: the first server)"
+        }
+        "tls-san" => "list the names in spec.rke2.tlsSan",
+        "node-name" => "set spec.ssh.hosts[].nodeName in the NodePool",
+        "node-label" => "set labels in the NodePool (spec.ssh.labels or spec.ssh.hosts[].labels)",
+        "node-taint" => "set taints in the NodePool (spec.ssh.taints)",
+        _ => "choose the CNI with spec.rke2.cni",
+    };
+    Some(format!(
+        "spec.rke2.config.{key}: mk8 writes this key of config.yaml itself, so it would be ignored; remove it from spec.rke2.config: {instead}"
+    ))
+}
+
+/// A known_hosts in the SSH credentials Secret that OpenSSH could not read: its bad lines
+/// would be skipped, and the hosts they name refused as unknown at first contact.
+fn known_hosts_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
+    let rke2 = cluster.spec.rke2.as_ref()?;
+    let problem = check_known_hosts(observed.known_hosts.as_deref()?).err()?;
+    Some(format!(
+        "Secret {}/{} named by spec.rke2.sshCredentialsSecretRef: its known_hosts is malformed: {problem}; fix that line or remove it",
+        cluster.namespace().unwrap_or_default(),
+        rke2.ssh_credentials_secret_ref.name
+    ))
+}
+
 fn secret_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
     let ns = cluster.namespace().unwrap_or_default();
     let (field, name, required): (&str, &str, &[&str]) =
@@ -134,7 +205,7 @@ fn secret_problem(cluster: &Cluster, observed: &Observed) -> Option<String> {
                 .collect();
             (!missing.is_empty()).then(|| {
                 format!(
-                    "Secret {ns}/{name} named by {field} lacks the keys {}: add them",
+                    "Secret {ns}/{name} named by {field} lacks the keys {} (or holds them empty): add them",
                     missing.join(", ")
                 )
             })
@@ -181,12 +252,13 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["accessKeyId"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&eks(), &observed, &Providers::default());
         assert!(
             ready(&v)
                 .message
-                .ends_with("lacks the keys secretAccessKey: add them"),
+                .ends_with("lacks the keys secretAccessKey (or holds them empty): add them"),
             "{}",
             ready(&v).message
         );
@@ -197,6 +269,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["ssh-privatekey"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&rke2(), &observed, &Providers::default());
         assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
@@ -212,6 +285,7 @@ mod tests {
         let observed = Observed {
             credentials_keys: keys(&["accessKeyId", "secretAccessKey"]),
             server_pools: 0,
+            ..Default::default()
         };
         let v = validate(&eks(), &observed, &Providers::default());
         assert_eq!(ready(&v).reason, reasons::PROVIDER_UNAVAILABLE);
@@ -229,12 +303,104 @@ mod tests {
     }
 
     #[test]
+    fn a_name_too_long_for_a_label_value_is_refused_before_anything_is_made() {
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 1,
+            ..Default::default()
+        };
+        let mut c = rke2();
+        c.metadata.name = Some("e".repeat(MAX_NAME));
+        assert_ne!(
+            ready_reason(&validate(&c, &observed, &Providers::default())),
+            Some(reasons::INVALID_SPEC)
+        );
+        c.metadata.name = Some("e".repeat(MAX_NAME + 1));
+        let v = validate(&c, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert!(
+            ready(&v).message.starts_with(
+                "metadata.name is 64 characters long, but a Cluster name can have at most 63"
+            ),
+            "{}",
+            ready(&v).message
+        );
+        assert!(!v.lets_provider_act(&c));
+    }
+
+    #[test]
+    fn a_malformed_known_hosts_names_the_secret_and_the_line() {
+        let mut observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey", "known_hosts"]),
+            server_pools: 1,
+            known_hosts: Some(
+                "10.0.0.11 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIw+jBvrLRkBQR9sJyZExcSU2rXYQ1ZUYkOJOphjbnEY\n10.0.0.12\n".into(),
+            ),
+        };
+        let v = validate(&rke2(), &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::SECRET_INVALID);
+        assert!(
+            ready(&v).message.starts_with(
+                "Secret fleet/fleet-ssh named by spec.rke2.sshCredentialsSecretRef: its known_hosts is malformed: line 2 is not"
+            ),
+            "{}",
+            ready(&v).message
+        );
+        assert!(ready(&v).message.ends_with("fix that line or remove it"));
+        assert_eq!(v.next_check, Some(BLOCKED_RECHECK));
+        observed.known_hosts = Some(String::new());
+        assert_ne!(
+            ready_reason(&validate(&rke2(), &observed, &Providers::default())),
+            Some(reasons::SECRET_INVALID)
+        );
+    }
+
+    #[test]
+    fn a_config_key_mk8_writes_itself_is_refused_with_where_it_belongs() {
+        let observed = Observed {
+            credentials_keys: keys(&["ssh-privatekey"]),
+            server_pools: 1,
+            ..Default::default()
+        };
+        let mut c = rke2();
+        let config: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"write-kubeconfig-mode": "0644", "cni": "cilium"}"#).unwrap();
+        c.spec.rke2.as_mut().unwrap().config = Some(config);
+        let v = validate(&c, &observed, &Providers::default());
+        assert_eq!(ready(&v).reason, reasons::INVALID_SPEC);
+        assert_eq!(
+            ready(&v).message,
+            "spec.rke2.config.cni: mk8 writes this key of config.yaml itself, so it would be ignored; remove it from spec.rke2.config: choose the CNI with spec.rke2.cni"
+        );
+        c.spec
+            .rke2
+            .as_mut()
+            .unwrap()
+            .config
+            .as_mut()
+            .unwrap()
+            .remove("cni");
+        assert_ne!(
+            ready_reason(&validate(&c, &observed, &Providers::default())),
+            Some(reasons::INVALID_SPEC)
+        );
+    }
+
+    fn ready_reason(v: &Verdict) -> Option<&'static str> {
+        v.conditions
+            .iter()
+            .find(|c| c.type_ == types::READY)
+            .map(|c| c.reason)
+    }
+
+    #[test]
     fn paused_is_reported() {
         let mut c = rke2();
         c.spec.paused = true;
         let observed = Observed {
             credentials_keys: keys(&["ssh-privatekey"]),
             server_pools: 1,
+            ..Default::default()
         };
         let v = validate(&c, &observed, &Providers::default());
         assert!(

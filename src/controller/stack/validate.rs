@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::core::Selector;
-
 use super::catalog;
 use super::waves::{self, PlanError};
 use crate::api::Stack;
 use crate::controller::conditions::{Desired, reasons, types};
+use crate::controller::label_selector;
 
 /// Outcome of validating a Stack.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +37,13 @@ pub fn validate(stack: &Stack, selection: &Selection) -> Verdict {
             Desired::no(type_, reason, msg),
         ],
     };
+    if let Some(problem) = label_selector::problem(&stack.spec.cluster_selector) {
+        return invalid(
+            types::VALID,
+            reasons::INVALID_SPEC,
+            format!("spec.clusterSelector: {problem}"),
+        );
+    }
     if let Selection::BadSelector(problem) = selection {
         return invalid(
             types::VALID,
@@ -121,8 +127,7 @@ fn values_problem(stack: &Stack) -> Option<String> {
                     o.component
                 ));
             }
-            Selector::try_from(o.cluster_selector.clone())
-                .err()
+            label_selector::problem(&o.cluster_selector)
                 .map(|e| format!("spec.clusterOverrides[{i}].clusterSelector: {e}"))
         })
 }
@@ -279,6 +284,38 @@ mod tests {
         assert_eq!(
             condition(&v, types::READY).message,
             "spec.clusterOverrides[0].component: \"cert\" is not a component of this Stack"
+        );
+    }
+
+    #[test]
+    fn a_selector_that_cannot_select_names_its_expression_and_the_operators() {
+        let mut s = stack("[{name: certs, preset: cert-manager}]");
+        s.spec.cluster_selector = serde_yaml::from_str(
+            "{matchExpressions: [{key: env, operator: Near, values: [prod]}]}",
+        )
+        .unwrap();
+        // Whatever the inventory found: the selector is wrong either way.
+        for selection in [Selection::InventoryMissing, Selection::Selected(0)] {
+            let v = validate(&s, &selection);
+            assert_eq!(condition(&v, types::READY).reason, reasons::INVALID_SPEC);
+            assert_eq!(
+                condition(&v, types::READY).message,
+                "spec.clusterSelector: matchExpressions[0] (key \"env\"): unknown operator \"Near\"; use In, NotIn, Exists or DoesNotExist"
+            );
+        }
+        let mut s = stack("[{name: certs, preset: cert-manager}]");
+        s.spec.cluster_overrides = vec![crate::api::ClusterOverride {
+            component: "certs".into(),
+            cluster_selector: serde_yaml::from_str(
+                "{matchExpressions: [{key: env, operator: In}]}",
+            )
+            .unwrap(),
+            ..Default::default()
+        }];
+        assert!(
+            condition(&validate(&s, &Selection::Selected(1)), types::READY)
+                .message
+                .starts_with("spec.clusterOverrides[0].clusterSelector: matchExpressions[0] (key \"env\"): operator In needs at least one value")
         );
     }
 

@@ -2,6 +2,7 @@
 
 use crate::api::ClusterProfileView;
 use crate::controller::conditions::{Desired, reasons, types};
+use crate::controller::label_selector;
 use crate::selector::LabelSelector;
 
 /// `Ok(Valid)` when the query can run; else the conditions saying why not. `inventory` tells
@@ -18,6 +19,9 @@ pub fn validate(view: &ClusterProfileView, inventory: bool) -> Result<Desired, V
             "spec.labelSelector {:?} is not a valid label selector: {}",
             view.spec.label_selector, e.0
         )));
+    }
+    if let Some(problem) = label_selector::problem(&view.spec.clusters.selector) {
+        return invalid(format!("spec.clusters: {problem}"));
     }
     if let Some(glob) = view
         .spec
@@ -64,6 +68,21 @@ mod tests {
                 .starts_with("spec.labelSelector \"app in (nginx\" is not a valid label selector"),
             "{}",
             conditions[0].message
+        );
+    }
+
+    #[test]
+    fn a_clusters_selector_that_cannot_select_is_refused() {
+        let mut v = view("app=nginx");
+        v.spec.clusters.selector = serde_yaml::from_str(
+            "{matchExpressions: [{key: env, operator: Near, values: [prod]}]}",
+        )
+        .unwrap();
+        let conditions = validate(&v, true);
+        assert_eq!(conditions[0].reason, reasons::INVALID_SPEC);
+        assert_eq!(
+            conditions[0].message,
+            "spec.clusters: matchExpressions[0] (key \"env\"): unknown operator \"Near\"; use In, NotIn, Exists or DoesNotExist"
         );
     }
 

@@ -40,6 +40,43 @@ pub fn entries_for(content: &str, name: &str) -> Vec<Entry> {
         .collect()
 }
 
+/// The first line of known_hosts `content` that OpenSSH could not use, said as a sentence
+/// (`line 2 ...`): `[@revoked|@cert-authority] host-patterns key-type base64-key [comment]`,
+/// with a key that decodes. `entries_for` skips such lines, so without this check a typo
+/// silently leaves a host without a trusted key.
+pub fn check(content: &str) -> Result<(), String> {
+    for (i, line) in content.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let mut fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some(marker) = fields.first().filter(|f| f.starts_with('@')) {
+            if !matches!(*marker, "@revoked" | "@cert-authority") {
+                return Err(format!(
+                    "line {n} starts with the unknown marker {marker}; OpenSSH knows @revoked and @cert-authority"
+                ));
+            }
+            fields.remove(0);
+        }
+        let [patterns, algorithm, blob, ..] = fields[..] else {
+            return Err(format!(
+                "line {n} is not `host-patterns key-type base64-key` (as ssh-keyscan prints it): {line:?}"
+            ));
+        };
+        if patterns.is_empty() {
+            return Err(format!("line {n} names no host: {line:?}"));
+        }
+        if let Err(e) = PublicKey::from_openssh(&format!("{algorithm} {blob}")) {
+            return Err(format!(
+                "the {algorithm} key on line {n} (host {patterns}) does not decode ({e}): copy the line again from ssh-keyscan or the host's /etc/ssh/ssh_host_*_key.pub"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_line(line: &str, name: &str) -> Option<Entry> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
@@ -100,12 +137,45 @@ fn hashed_name_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     const KEY_A: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIw+jBvrLRkBQR9sJyZExcSU2rXYQ1ZUYkOJOphjbnEY";
 
     fn matches(patterns: &str, name: &str) -> bool {
         !entries_for(&format!("{patterns} {KEY_A}\n"), name).is_empty()
+    }
+
+    #[test]
+    fn a_line_openssh_cannot_use_is_named() {
+        let good = format!(
+            "# a comment\n10.0.0.1,[10.0.0.1]:2222 {KEY_A} root@host\n@revoked * {KEY_A}\n\n"
+        );
+        assert_eq!(check(&good), Ok(()));
+        let err = check(&format!("{good}10.0.0.2 ssh-ed25519\n")).unwrap_err();
+        assert!(
+            err.starts_with("line 5 is not `host-patterns key-type base64-key`"),
+            "{err}"
+        );
+        let err = check("10.0.0.2 ssh-ed25519 FAKE-PLACEHOLDER\n").unwrap_err();
+        assert!(
+            err.starts_with("the ssh-ed25519 key on line 1 (host 10.0.0.2) does not decode"),
+            "{err}"
+        );
+        let err = check(&format!("@trusted 10.0.0.2 {KEY_A}\n")).unwrap_err();
+        assert!(err.contains("unknown marker @trusted"), "{err}");
+    }
+
+    #[test]
+    fn the_samples_known_hosts_placeholders_are_well_formed() {
+        let samples = include_str!("../../../config/samples/01-secrets.yaml");
+        let ssh = serde_yaml::Deserializer::from_str(samples)
+            .map(|d| serde_yaml::Value::deserialize(d).expect("a sample document"))
+            .find(|d| d["metadata"]["name"] == "fleet-ssh")
+            .expect("the fleet-ssh sample Secret");
+        let known_hosts = ssh["stringData"]["known_hosts"].as_str().unwrap();
+        assert_eq!(check(known_hosts), Ok(()));
+        assert_eq!(entries_for(known_hosts, "10.0.0.11").len(), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use hostkey::{HostKeyPolicy, KeyVerdict};
+pub use known_hosts::check as check_known_hosts;
 pub use pool::SshPool;
 pub use quote::{Cmd, Script, quote};
 

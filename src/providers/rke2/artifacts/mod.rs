@@ -55,6 +55,43 @@ pub enum ArtifactError {
     Io { path: String, reason: String },
 }
 
+impl ArtifactError {
+    /// What the user can do about it, in a few words.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            ArtifactError::Fetch { .. } | ArtifactError::Http { .. } => {
+                "check that the mirror is reachable from the operator and serves this release"
+            }
+            ArtifactError::BadChecksumFile { .. } => {
+                "regenerate it with `sha256sum` over the release files (or prepare the files with `mk8 artifacts fetch`)"
+            }
+            ArtifactError::NotListed { .. } => {
+                "add its line to the checksum file, or prepare the files with `mk8 artifacts fetch`"
+            }
+            ArtifactError::ChecksumMismatch { .. } => {
+                "replace the file with the release's own, or fix its line in the checksum file (`mk8 artifacts verify` checks a directory)"
+            }
+            ArtifactError::Io { .. } => {
+                "check that spec.rke2.artifacts.path is mounted into the operator and holds the release files (`mk8 artifacts fetch` prepares them)"
+            }
+        }
+    }
+
+    /// The sentence a NodePool reports: the Cluster field the files come from, what went
+    /// wrong, and the fix.
+    pub fn explain(&self, cluster: &str, source: &Source) -> String {
+        let field = match source {
+            Source::Mirror(_) => "spec.rke2.artifacts.baseURL",
+            Source::Directory(_) => "spec.rke2.artifacts.path",
+        };
+        format!(
+            "the release files of {field} of Cluster {cluster} ({}) cannot be used: {self}; {}",
+            source.locate(""),
+            self.fix()
+        )
+    }
+}
+
 /// Where release files come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -457,6 +494,31 @@ mod tests {
             c.insert(n, &"a".repeat(64));
         }
         c
+    }
+
+    #[test]
+    fn an_explanation_names_the_cluster_field_and_the_fix() {
+        let dir = Source::Directory("/srv/rke2".into());
+        let e = ArtifactError::NotListed {
+            file: TARBALL.into(),
+        };
+        assert_eq!(
+            e.explain("edge", &dir),
+            "the release files of spec.rke2.artifacts.path of Cluster edge (/srv/rke2/) cannot be used: \
+             rke2.linux-amd64.tar.gz is not listed in sha256sum-amd64.txt: it cannot be verified, so it is not used; \
+             add its line to the checksum file, or prepare the files with `mk8 artifacts fetch`"
+        );
+        let mirror = Source::Mirror("https://mirror.example/rke2".into());
+        let e = ArtifactError::Http {
+            url: mirror.locate(CHECKSUMS),
+            status: 404,
+        };
+        assert!(
+            e.explain("edge", &mirror)
+                .starts_with("the release files of spec.rke2.artifacts.baseURL of Cluster edge (https://mirror.example/rke2/)"),
+            "{}",
+            e.explain("edge", &mirror)
+        );
     }
 
     #[test]

@@ -164,6 +164,7 @@ pub(super) fn start(
     let artifact_cache = artifact_cache.to_path_buf();
     let ssh = pool.spec.ssh.clone().unwrap_or_default();
     let pool_name = pool.name_any();
+    let cluster_name = cluster.name_any();
     let (p, rm, l, r, f) = (
         job.progress.clone(),
         job.removals.clone(),
@@ -228,7 +229,8 @@ pub(super) fn start(
         {
             Ok(Ok(release)) => release,
             Ok(Err(e)) => {
-                return finish(&r, &f, Err((e.to_string(), reasons::ARTIFACTS_UNAVAILABLE)));
+                let msg = e.explain(&cluster_name, &source);
+                return finish(&r, &f, Err((msg, reasons::ARTIFACTS_UNAVAILABLE)));
             }
             Err(_) => {
                 let msg = format!(

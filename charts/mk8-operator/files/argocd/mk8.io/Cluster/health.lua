@@ -22,10 +22,11 @@ local function message_or(condition, fallback)
 end
 
 -- Ready reasons the controller sets when nothing improves until a person acts: an invalid spec,
--- a missing Secret, a provider this operator lacks, or AWS refusing or failing the cluster.
+-- a missing or unusable Secret, a provider this operator lacks, or AWS refusing or failing the cluster.
 local needs_a_person = {
   InvalidSpec = true,
   SecretMissing = true,
+  SecretInvalid = true,
   ProviderUnavailable = true,
   ControlPlaneFailed = true,
   OwnershipConflict = true,

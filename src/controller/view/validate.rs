@@ -21,7 +21,7 @@ pub fn validate(view: &ClusterProfileView, inventory: bool) -> Result<Desired, V
         )));
     }
     if let Some(problem) = label_selector::problem(&view.spec.clusters.selector) {
-        return invalid(format!("spec.clusters: {problem}"));
+        return Err(invalid(format!("spec.clusters: {problem}")));
     }
     if let Some(glob) = view
         .spec
@@ -78,7 +78,7 @@ mod tests {
             "{matchExpressions: [{key: env, operator: Near, values: [prod]}]}",
         )
         .unwrap();
-        let conditions = validate(&v, true);
+        let conditions = validate(&v, true).unwrap_err();
         assert_eq!(conditions[0].reason, reasons::INVALID_SPEC);
         assert_eq!(
             conditions[0].message,

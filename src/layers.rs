@@ -19,6 +19,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("controller", &["api", "reconcile", "providers", "selector"]),
     ("operator", &["api", "reconcile", "providers", "controller"]),
     ("crdgen", &["api"]),
+    // Reads across the ClusterProfile inventory, for the CLI and controllers.
+    ("fleet", &["api", "selector"]),
+    // Development member clusters: development API servers published as ClusterProfiles.
+    ("devfleet", &["api", "apiserver"]),
     (
         "cli",
         &[
@@ -26,6 +30,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "apiserver",
             "controller",
             "crdgen",
+            "devfleet",
+            "fleet",
             "operator",
             "providers",
             "reconcile",

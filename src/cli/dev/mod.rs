@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use futures::FutureExt;
 
-use crate::apiserver::members::{self, MemberOptions};
 use crate::apiserver::{DevServer, DevServerConfig};
+use crate::devfleet::{self as members, MemberOptions};
 use crate::operator::{self, OperatorConfig};
 
 /// Arguments of `mk8 dev`.

@@ -177,6 +177,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let kubeconfig = args.kubeconfig.display();
     println!("API server: {}", server.url());
+    if let Some(file) = &provider_file {
+        print_members(&member_servers, file);
+    }
     println!("Try:");
     println!("  export KUBECONFIG={kubeconfig}");
     println!("  kubectl apply -f config/samples/");
@@ -241,7 +244,6 @@ async fn start_members(
         None,
     );
     providers::write(&file, entry)?;
-    print_members(&servers, &file);
     Ok((servers, file))
 }
 

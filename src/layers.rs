@@ -24,6 +24,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("operator", &["api", "reconcile", "providers", "controller"]),
     ("crdgen", &["api"]),
+    // Development member clusters: development API servers published as ClusterProfiles.
+    ("devfleet", &["api", "apiserver"]),
     (
         "cli",
         &[
@@ -31,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "apiserver",
             "controller",
             "crdgen",
+            "devfleet",
             "fleet",
             "operator",
             "providers",

@@ -10,6 +10,7 @@ pub mod apiserver;
 pub mod cli;
 pub mod controller;
 pub mod crdgen;
+pub mod devfleet;
 pub mod fleet;
 #[cfg(test)]
 mod layers;

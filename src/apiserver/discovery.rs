@@ -7,12 +7,15 @@ use serde_json::{Value, json};
 use super::registry::{Builtin, Registry, ResourceDef};
 use super::status::{ApiError, ApiResult};
 
+/// The Kubernetes version the server reports (`/version`'s `gitVersion`).
+pub const KUBERNETES_VERSION: &str = "v1.33.0-mk8-dev";
+
 /// `/version`, reporting Kubernetes 1.33.
 pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
-        "gitVersion": "v1.33.0-mk8-dev",
+        "gitVersion": KUBERNETES_VERSION,
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2025-04-23T00:00:00Z",

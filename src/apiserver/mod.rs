@@ -6,9 +6,10 @@
 //! controllers work against it unchanged — discovery, OpenAPI v3, CRDs with structural schemas and
 //! CEL rules, CRUD, watch, server-side apply, status subresources, finalizers, owner-reference
 //! garbage collection and `kubectl get` tables. It backs the end-to-end tests, `mk8 dev`, and the
-//! fake member clusters of tests ([`members`]). There is no authorization, no admission webhooks,
-//! no conversion webhooks, no kubelet (`pods/log` is a stand-in reading a pod annotation) and no
-//! controllers besides garbage collection; faults (latency, 403s) can be injected on purpose.
+//! member clusters of `mk8 dev` and the tests (the `devfleet` module). There is no authorization,
+//! no admission webhooks, no conversion webhooks, no kubelet (`pods/log` is a stand-in reading a
+//! pod annotation) and no controllers besides garbage collection; faults (latency, 403s) can be
+//! injected on purpose.
 
 mod admission;
 mod apply;
@@ -24,7 +25,6 @@ mod handlers;
 mod http;
 mod jsonpath;
 mod logs;
-pub mod members;
 mod openapi;
 mod patch;
 mod persist;
@@ -55,7 +55,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use self::discovery::KUBERNETES_VERSION;
 use self::http::{ApiRequest, Query};
+pub use self::logs::LOG_ANNOTATION;
 use self::registry::Registry;
 use self::state::State;
 use self::store::Store;
@@ -267,6 +269,26 @@ impl DevServer {
                 continue;
             }
             self.apply_one(&doc)?;
+        }
+        Ok(())
+    }
+
+    /// Create or update one object (server-side apply, manager `mk8-dev`, forced) including its
+    /// `status`, which is applied through the status subresource when the resource has one — the
+    /// way to seed objects as controllers and kubelets would have left them.
+    pub fn apply_object(&self, obj: &Value) -> anyhow::Result<()> {
+        self.apply_one(obj)?;
+        if obj.get("status").is_some() {
+            let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+            let kind = obj["kind"].as_str().unwrap_or_default();
+            let has_status = self
+                .state
+                .registry
+                .by_kind(api_version, kind)
+                .is_some_and(|(def, v)| def.version(&v).is_some_and(|v| v.status_subresource));
+            if has_status {
+                self.apply_to(obj, Some("status"))?;
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use mk8::apiserver::members::{self, MemberOptions};
+use mk8::devfleet::{self as members, MemberOptions};
 use serde_json::Value;
 
 use crate::support::{TestCluster, eventually};

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use futures::FutureExt;
 
-use crate::apiserver::members::{self, MemberOptions};
 use crate::apiserver::{DevServer, DevServerConfig};
+use crate::devfleet::{self as members, MemberOptions};
 use crate::operator::{self, OperatorConfig};
 
 /// Arguments of `mk8 dev`.
@@ -177,6 +177,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let kubeconfig = args.kubeconfig.display();
     println!("API server: {}", server.url());
+    if let Some(file) = &provider_file {
+        print_members(&member_servers, file);
+    }
     println!("Try:");
     println!("  export KUBECONFIG={kubeconfig}");
     println!("  kubectl apply -f config/samples/");
@@ -241,7 +244,6 @@ async fn start_members(
         None,
     );
     providers::write(&file, entry)?;
-    print_members(&servers, &file);
     Ok((servers, file))
 }
 

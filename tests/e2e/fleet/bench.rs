@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mk8::apiserver::members::{self, MemberOptions};
+use mk8::devfleet::{self as members, MemberOptions};
 use mk8::apiserver::{DevServer, DevServerConfig};
 
 use crate::support::TestCluster;

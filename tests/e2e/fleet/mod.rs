@@ -17,7 +17,7 @@ use base64::Engine;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use mk8::api::ClusterProfile;
-use mk8::apiserver::members::{self, MemberOptions};
+use mk8::devfleet::{self as members, MemberOptions};
 use mk8::apiserver::{DevServer, DevServerConfig};
 use serde_json::{Value, json};
 

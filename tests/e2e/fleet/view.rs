@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
-use mk8::apiserver::members::{self, MemberOptions};
+use mk8::devfleet::{self as members, MemberOptions};
 use serde_json::Value;
 
 use super::Fleet;

@@ -17,14 +17,14 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::{DevServer, DevServerConfig};
 use crate::api::ClusterProfile;
 use crate::api::clusterprofile::{
     CLUSTER_ID_PROPERTY, CLUSTER_MANAGER_LABEL, CONTROL_PLANE_HEALTHY, EXEC_EXTENSION, MK8_MANAGER,
 };
+use crate::apiserver::{DevServer, DevServerConfig, KUBERNETES_VERSION, LOG_ANNOTATION};
 
 /// The upstream ClusterProfile CRD (kubernetes-sigs/cluster-inventory-api, unmodified).
-pub const CLUSTERPROFILE_CRD: &str = include_str!("../../config/upstream/clusterprofile-crd.yaml");
+pub const CLUSTERPROFILE_CRD: &str = include_str!("../config/upstream/clusterprofile-crd.yaml");
 /// The cluster manager named by the profiles of development members.
 pub const CLUSTER_MANAGER: &str = "mk8-dev";
 /// The hub namespace holding the members' profiles and kubeconfig Secrets.
@@ -204,9 +204,9 @@ fn profile(name: &str, member: &DevServer) -> (Value, Value) {
             "status": "True",
             "reason": "DevServerServing",
             "message": "the development API server answers",
-            "lastTransitionTime": super::admission::now(),
+            "lastTransitionTime": now(),
         }],
-        "version": {"kubernetes": super::discovery::version()["gitVersion"]},
+        "version": {"kubernetes": KUBERNETES_VERSION},
         "properties": [{"name": CLUSTER_ID_PROPERTY, "value": name}],
         "accessProviders": [{"name": MK8_MANAGER, "cluster": cluster}],
     });
@@ -215,12 +215,8 @@ fn profile(name: &str, member: &DevServer) -> (Value, Value) {
 
 /// Write the sample workload into a member (`pods`: replicas of Deployment `web`).
 pub fn seed_member(member: &DevServer, name: &str, pods: usize) -> anyhow::Result<()> {
-    for doc in workload(name, pods, &super::admission::now()) {
-        member.apply_one(&doc)?;
-        // Status is written through its subresource, as the kubelet and controllers do.
-        if doc.get("status").is_some() {
-            member.apply_to(&doc, Some("status"))?;
-        }
+    for doc in workload(name, pods, &now()) {
+        member.apply_object(&doc)?;
     }
     Ok(())
 }
@@ -239,7 +235,7 @@ pub fn workload(member: &str, pods: usize, now: &str) -> Vec<Value> {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                 "message": "kubelet is posting ready status",
                                 "lastHeartbeatTime": now, "lastTransitionTime": now}],
-                "nodeInfo": {"kubeletVersion": super::discovery::version()["gitVersion"]},
+                "nodeInfo": {"kubeletVersion": KUBERNETES_VERSION},
             },
         }),
         json!({
@@ -304,6 +300,10 @@ pub fn workload(member: &str, pods: usize, now: &str) -> Vec<Value> {
     out
 }
 
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn deployment(replicas: usize, template_hash: &str, now: &str) -> Value {
     let condition = |type_: &str, reason: &str, message: String| {
         json!({"type": type_, "status": "True", "reason": reason, "message": message,
@@ -361,7 +361,7 @@ fn running_pod(
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                     "annotations": {super::logs::LOG_ANNOTATION: log}},
+                     "annotations": {LOG_ANNOTATION: log}},
         "spec": {
             "nodeName": node,
             "containers": [{"name": container, "image": image}],
@@ -450,7 +450,7 @@ mod tests {
         let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         assert_eq!(deployment["status"]["readyReplicas"], 3);
         assert!(
-            pods[0]["metadata"]["annotations"][super::super::logs::LOG_ANNOTATION]
+            pods[0]["metadata"]["annotations"][LOG_ANNOTATION]
                 .as_str()
                 .unwrap()
                 .contains("nginx/1.27.3")

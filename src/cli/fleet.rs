@@ -153,7 +153,7 @@ impl FleetArgs {
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
-                config: access::config(profile, &file, &map).await,
+                config: access::config(profile, &file, &map, Some(&hub.client)).await,
             });
         }
         Ok((profiles, targets))

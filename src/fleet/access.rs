@@ -315,15 +315,116 @@ pub async fn mapped_config(mapped: &MappedContext) -> Result<kube::Config, Acces
         })
 }
 
+/// The kubeconfig Secret an `mk8` access provider names (`{name, namespace, key, context}` in
+/// its exec extension), read straight from the hub: what `mk8 credentials kubeconfig-secret`
+/// does, without a process per cluster. Only Secrets of the profile's own namespace are read,
+/// so a profile cannot borrow another namespace's credentials.
+pub async fn from_kubeconfig_secret(
+    hub: &kube::Client,
+    profile: &Value,
+    offer: &Value,
+) -> Result<kube::Config, AccessError> {
+    let fail = |message: String| AccessError {
+        reason: "AccessProviderFailed",
+        message,
+    };
+    let namespace = profile["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let extension = exec_extension(offer).ok_or_else(|| {
+        fail(format!(
+            "its mk8 access provider has no {EXEC_EXTENSION} extension naming the kubeconfig Secret"
+        ))
+    })?;
+    let secret = extension["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| fail("its mk8 access provider names no Secret".into()))?;
+    if let Some(other) = extension["namespace"]
+        .as_str()
+        .filter(|ns| *ns != namespace)
+    {
+        return Err(fail(format!(
+            "its mk8 access provider names a Secret in namespace {other}; mk8 reads kubeconfig Secrets only from the profile's own namespace {namespace}"
+        )));
+    }
+    let key = extension["key"].as_str().unwrap_or("value");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(hub.clone(), namespace);
+    let object = secrets
+        .get_opt(secret)
+        .await
+        .map_err(|e| fail(format!("reading Secret {namespace}/{secret}: {e}")))?
+        .ok_or_else(|| {
+            fail(format!(
+                "the kubeconfig Secret {namespace}/{secret} does not exist"
+            ))
+        })?;
+    let text = object
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+        .ok_or_else(|| fail(format!("Secret {namespace}/{secret} has no text key {key}")))?;
+    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
+        fail(format!(
+            "Secret {namespace}/{secret} key {key} is not a kubeconfig: {e}"
+        ))
+    })?;
+    let options = KubeConfigOptions {
+        context: extension["context"].as_str().map(str::to_string),
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| fail(format!("Secret {namespace}/{secret}: {e}")))
+}
+
+/// The `client.authentication.k8s.io/exec` extension of an access provider.
+pub fn exec_extension(offer: &Value) -> Option<&Value> {
+    offer["cluster"]["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == EXEC_EXTENSION)
+        .map(|e| &e["extension"])
+}
+
+/// Whether `provider` is mk8's own kubeconfig-secretreader (`… credentials kubeconfig-secret`
+/// of an `mk8` binary), which can be served in-process.
+pub fn is_mk8_secretreader(provider: &Provider) -> bool {
+    let exec = &provider.exec_config;
+    Path::new(&exec.command)
+        .file_name()
+        .is_some_and(|n| n == "mk8" || n == "kubectl-mk8")
+        && exec.args == ["credentials", "kubeconfig-secret"]
+}
+
 /// Client configuration for a profile: a mapped context when there is one, else its access
 /// providers matched against `file`.
 pub async fn config(
     profile: &Value,
     file: &ProviderFile,
     map: &ContextMap,
+    hub: Option<&kube::Client>,
 ) -> Result<kube::Config, AccessError> {
     if let Some(mapped) = map.lookup(&key(profile)) {
         return mapped_config(mapped).await;
+    }
+    // mk8's own provider, first in the file's order among those offered, is served in-process
+    // (an EKS cluster's still runs the plugin, which signs a fresh token).
+    let chosen = file.providers.iter().find_map(|p| {
+        offered(profile)
+            .into_iter()
+            .find(|o| o["name"] == p.name.as_str())
+            .map(|o| (p, o))
+    });
+    if let (Some(hub), Some((provider, offer))) = (hub, chosen)
+        && provider.name == super::MK8_PROVIDER
+        && is_mk8_secretreader(provider)
+        && exec_extension(offer).is_some_and(|e| e.get("eks").is_none())
+    {
+        return from_kubeconfig_secret(hub, profile, offer).await;
     }
     let kubeconfig = kubeconfig(profile, file)?;
     kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

@@ -392,6 +392,13 @@ pub async fn table(
         if let Some(all) = acc["rows"].as_array_mut() {
             let room = keep.map_or(usize::MAX, |k| k.saturating_sub(all.len()));
             rows.truncate(room);
+            // Of each row's object keep only what is shown (name, namespace): the rest of its
+            // metadata (managed fields, annotations) would cost more memory than the cells.
+            for row in &mut rows {
+                let meta = &row["object"]["metadata"];
+                let slim = serde_json::json!({"metadata": {"name": meta["name"], "namespace": meta["namespace"]}});
+                row["object"] = slim;
+            }
             all.extend(rows);
         }
         if token.is_none() {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
 use serde_json::Value;
@@ -19,7 +18,6 @@ use super::conditions;
 use super::context::Context;
 use super::error::Result;
 use super::status::{self, current_conditions};
-use crate::api::clusterprofile::EXEC_EXTENSION;
 use crate::api::{ClusterProfileView, ClusterProfileViewStatus};
 use crate::fleet::access::{self, AccessError, ContextMap};
 use crate::fleet::query::{self, Limits, Target};
@@ -178,10 +176,10 @@ async fn config(profile: &Value, ctx: &Context) -> std::result::Result<kube::Con
         .iter()
         .find(|o| o["name"] == crate::fleet::MK8_PROVIDER);
     if let Some(offer) = mk8 {
-        return mk8_config(profile, offer, ctx).await;
+        return access::from_kubeconfig_secret(&ctx.client, profile, offer).await;
     }
     match &ctx.delivery.access_providers {
-        Some(file) => access::config(profile, file, &ContextMap::default()).await,
+        Some(file) => access::config(profile, file, &ContextMap::default(), None).await,
         None if offers.is_empty() => Err(AccessError {
             reason: "NoAccessProvider",
             message:
@@ -200,66 +198,6 @@ async fn config(profile: &Value, ctx: &Context) -> std::result::Result<kube::Con
             ),
         }),
     }
-}
-
-async fn mk8_config(
-    profile: &Value,
-    offer: &Value,
-    ctx: &Context,
-) -> std::result::Result<kube::Config, AccessError> {
-    let fail = |message: String| AccessError {
-        reason: "AccessProviderFailed",
-        message,
-    };
-    let namespace = profile["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default();
-    let extension = offer["cluster"]["extensions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["name"] == EXEC_EXTENSION)
-        .map(|e| &e["extension"])
-        .ok_or_else(|| fail(format!("its mk8 access provider has no {EXEC_EXTENSION} extension naming the kubeconfig Secret")))?;
-    let secret = extension["name"]
-        .as_str()
-        .ok_or_else(|| fail("its mk8 access provider names no Secret".into()))?;
-    if extension["namespace"]
-        .as_str()
-        .is_some_and(|ns| ns != namespace)
-    {
-        return Err(fail(format!(
-            "its mk8 access provider names a Secret in namespace {}; mk8 reads kubeconfig Secrets only from the profile's own namespace {namespace}",
-            extension["namespace"].as_str().unwrap_or_default()
-        )));
-    }
-    let key = extension["key"].as_str().unwrap_or("value");
-    let text = if key == "value" {
-        crate::controller::cluster::stored_kubeconfig(&ctx.client, namespace, secret)
-            .await
-            .map_err(fail)?
-    } else {
-        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
-            kube::Api::namespaced(ctx.client.clone(), namespace);
-        let s = secrets
-            .get(secret)
-            .await
-            .map_err(|e| fail(format!("reading Secret {namespace}/{secret}: {e}")))?;
-        crate::providers::rke2::access::secret_value(&s, key)
-            .ok_or_else(|| fail(format!("Secret {namespace}/{secret} has no key {key}")))?
-    };
-    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| {
-        fail(format!(
-            "Secret {namespace}/{secret} key {key} is not a kubeconfig: {e}"
-        ))
-    })?;
-    let options = KubeConfigOptions {
-        context: extension["context"].as_str().map(str::to_string),
-        ..Default::default()
-    };
-    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| fail(format!("Secret {namespace}/{secret}: {e}")))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mk8::devfleet::{self as members, MemberOptions};
 use mk8::apiserver::{DevServer, DevServerConfig};
+use mk8::devfleet::{self as members, MemberOptions};
 
 use crate::support::TestCluster;
 

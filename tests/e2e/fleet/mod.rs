@@ -17,8 +17,8 @@ use base64::Engine;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use mk8::api::ClusterProfile;
-use mk8::devfleet::{self as members, MemberOptions};
 use mk8::apiserver::{DevServer, DevServerConfig};
+use mk8::devfleet::{self as members, MemberOptions};
 use serde_json::{Value, json};
 
 use crate::support::TestCluster;

@@ -153,6 +153,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     }
     let cache = discovery_cache();
     let want_objects = matches!(args.output, Output::Json | Output::Yaml | Output::Name);
+    let context_namespace = !args.scope.all_namespaces && args.scope.namespace.is_none();
     let list = ListQuery {
         namespace: args.scope.namespace(),
         labels: args.selector.clone(),
@@ -175,6 +176,11 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
         );
         let server = servers.get(&cluster).cloned().unwrap_or_default();
         async move {
+            let mut list = list;
+            if context_namespace {
+                // Neither -n nor -A: each cluster's own default (a mapped context's namespace).
+                list.namespace = Some(client.default_namespace().to_string());
+            }
             let api_type = cache.resolve(&client, &server, &type_name).await?;
             let namespace = list.namespace.as_deref();
             if names.is_empty() {

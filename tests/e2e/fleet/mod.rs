@@ -365,6 +365,47 @@ async fn get_reads_every_cluster_with_partial_results_and_a_summary() {
     let out = fleet
         .read(&[
             "get",
+            "cm",
+            "web-config",
+            "-n",
+            "demo",
+            "-o",
+            "yaml",
+            "--clusters",
+            "member-2",
+        ])
+        .await;
+    let list: Value = serde_yaml::from_str(&ok(&out).0).unwrap();
+    assert_eq!(
+        list["items"][0]["data"]["index.html"],
+        "<h1>hello from member-2</h1>\n"
+    );
+    let out = fleet
+        .read(&[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            "metadata.namespace=kube-system",
+            "--clusters",
+            "member-1",
+        ])
+        .await;
+    let (stdout, _) = ok(&out);
+    assert_eq!(stdout.lines().count(), 2, "only coredns: {stdout}");
+    let out = fleet
+        .read(&["get", "pods", "-l", "app=web", "--clusters", "member-1"])
+        .await;
+    assert!(
+        text(&out)
+            .1
+            .contains("No resources found in default namespace on 1 clusters."),
+        "{}",
+        text(&out).1
+    );
+    let out = fleet
+        .read(&[
+            "get",
             "svc",
             "-n",
             "demo",

@@ -465,6 +465,37 @@ async fn get_reads_every_cluster_with_partial_results_and_a_summary() {
         text(&unknown).1
     );
 
+    // As a kubectl plugin.
+    let bin = fleet.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(MK8, bin.join("kubectl-mk8")).unwrap();
+    let mut plugin = Command::new("kubectl");
+    plugin
+        .args([
+            "mk8",
+            "get",
+            "svc",
+            "-n",
+            "demo",
+            "--clusters",
+            "member-1,member-3",
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("KUBECONFIG", fleet.hub_kubeconfig())
+        .env("MK8_CONFIG_DIR", fleet.dir.path().join("config"))
+        .env("XDG_CACHE_HOME", fleet.dir.path().join("cache"));
+    let out = tokio::task::spawn_blocking(move || plugin.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(clusters_of(&ok(&out).0), ["member-1", "member-3"]);
+
     // mk8 clusters: every profile, how it is reached and whether it answers.
     let out = fleet.read(&["clusters"]).await;
     let (stdout, _) = ok(&out);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use futures::StreamExt;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
@@ -145,17 +146,24 @@ impl FleetArgs {
         let profiles: Vec<Value> = profiles.into_iter().filter(|p| filter.matches(p)).collect();
         let file = self.provider_file(hub)?;
         let map = ContextMap::load(&ContextMap::path()).map_err(anyhow::Error::msg)?;
-        let mut targets = Vec::with_capacity(profiles.len());
-        for profile in &profiles {
-            targets.push(Target {
-                key: access::key(profile),
-                name: profile["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                config: access::config(profile, &file, &map, Some(&hub.client)).await,
-            });
-        }
+        // Access is resolved for all profiles at once (a kubeconfig Secret read each).
+        let targets = futures::stream::iter(profiles.iter())
+            .map(|profile| {
+                let (file, map, hub) = (&file, &map, &hub.client);
+                async move {
+                    Target {
+                        key: access::key(profile),
+                        name: profile["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        config: access::config(profile, file, map, Some(hub)).await,
+                    }
+                }
+            })
+            .buffered(self.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
         Ok((profiles, targets))
     }
 }

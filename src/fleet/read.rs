@@ -291,12 +291,8 @@ impl DiscoveryCache {
             && let Some(t) = resolve(&types, name)
         {
             let t = t.clone();
-            // Only core is known: keep it in memory, but let the disk cache hold full lists.
-            if let Ok(mut memory) = self.memory.lock() {
-                memory
-                    .entry(server.to_string())
-                    .or_insert_with(|| (SystemTime::now(), Arc::new(types)));
-            }
+            // Only core is known; a later miss in the cache reads every group.
+            self.store(server, types);
             return Ok(t);
         }
         types.extend(group_types(client).await?);

@@ -254,6 +254,16 @@ async fn get_reads_every_cluster_with_partial_results_and_a_summary() {
         "{stderr}"
     );
 
+    // Discovery is cached per cluster like kubectl's, also when core had the type.
+    let cached = std::fs::read_dir(fleet.dir.path().join("cache/mk8/discovery"))
+        .unwrap()
+        .count();
+    // The four that answered and member-403, whose discovery is open while its lists are not.
+    assert_eq!(
+        cached, 5,
+        "one discovery file per cluster whose discovery answered"
+    );
+
     // The exec plugin got the profile's extension.
     let calls = std::fs::read_to_string(fleet.dir.path().join("ocm-plugin.calls")).unwrap();
     let call: Value = serde_json::from_str(calls.lines().next().unwrap()).unwrap();

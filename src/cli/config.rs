@@ -283,6 +283,7 @@ async fn caller_identity(_: &AwsKeys, _: Option<&str>) -> anyhow::Result<(String
     bail!("this mk8 was built without the eks feature: AWS credentials cannot be checked")
 }
 
+#[cfg(feature = "eks")]
 async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     use crate::providers::eks::shared::keys;
     use k8s_openapi::api::core::v1::Secret;
@@ -333,6 +334,11 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+#[cfg(not(feature = "eks"))]
+async fn sync(_: SyncArgs) -> anyhow::Result<()> {
+    bail!("this mk8 was built without the eks feature: there is no EKS credentials Secret to write")
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl AwsKeys {
         if let Some(c) = creds.get(name) {
             merged.extend(c.clone());
         }
-        if creds.get(name).is_none() && conf_section.is_none() {
+        if !creds.contains_key(name) && conf_section.is_none() {
             return Err(format!(
                 "AWS profile {name:?} is not in ~/.aws/credentials or ~/.aws/config"
             ));

@@ -7,7 +7,9 @@
 //!   and answers the token or client certificate of the kubeconfig in it. For an EKS cluster
 //!   (extension `eks: {clusterName, region}`) it signs a fresh token with the caller's AWS
 //!   identity instead, every time.
-//! - `eks` signs an EKS token (`aws eks get-token` without the AWS CLI).
+//! - `eks` signs an EKS token (`aws eks get-token` without the AWS CLI), with the AWS
+//!   credentials of the environment, or else those `mk8 config aws` stored, or else the default
+//!   AWS chain (~/.aws, instance roles).
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -181,16 +183,28 @@ async fn eks_credential(cluster: &str, region: &str) -> anyhow::Result<Value> {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
-        .http_client(http)
-        .load()
-        .await;
+        .http_client(http);
+    // The environment wins; without it, the keys `mk8 config aws` stored come before ~/.aws.
+    let env_has_credentials = ["AWS_ACCESS_KEY_ID", "AWS_PROFILE"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    if !env_has_credentials && let Some(stored) = super::config::load()? {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            stored.access_key_id,
+            stored.secret_access_key,
+            stored.session_token,
+            None,
+            "mk8-config-aws",
+        ));
+    }
+    let config = loader.load().await;
     let provider = config.credentials_provider().context(
-        "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+        "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run mk8 config aws",
     )?;
     let credentials = provider.provide_credentials().await.context(
-        "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
+        "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run mk8 config aws",
     )?;
     let token = crate::providers::eks::token::presign(
         &credentials,

@@ -3,6 +3,7 @@
 mod artifacts;
 mod clusters;
 mod completion;
+mod config;
 mod crds;
 mod credentials;
 mod dev;
@@ -31,6 +32,8 @@ enum Command {
     Completion(completion::CompletionArgs),
     /// Every cluster of the ClusterProfile inventory: manager, health, version, reachability.
     Clusters(clusters::ClustersArgs),
+    /// Store mk8's own settings: `mk8 config aws` keeps AWS credentials for EKS.
+    Config(config::ConfigArgs),
     /// Credential plugins for kubeconfigs and ClusterProfile access providers.
     Credentials(credentials::CredentialsArgs),
     /// Print the CustomResourceDefinitions of mk8 (or write one file per kind with --dir).
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Artifacts(args) => block_on(artifacts::run(args)),
         Command::Completion(args) => completion::run(args),
         Command::Clusters(args) => block_on(clusters::run(args)),
+        Command::Config(args) => block_on(config::run(args)),
         Command::Credentials(args) => block_on(credentials::run(args)),
         Command::Crds(args) => crds::run(args),
         Command::Describe(args) => block_on(get::describe(args)),

@@ -1,6 +1,6 @@
 //! `mk8 kubeconfig get|merge|remove|use CLUSTER`: managed clusters' kubeconfigs for people.
 //!
-//! `get` prints one (EKS: a user running `aws eks get-token` instead of the operator's
+//! `get` prints one (EKS: a user running `mk8 credentials eks` instead of the operator's
 //! short-lived token; RKE2: the kubeconfig the operator stored); `merge` adds it to a person's
 //! kubeconfig (locked, backed up, replaced atomically, 0600; a same-named entry mk8 did not add is
 //! refused unless `--force` or `--rename`); `remove` takes out only what mk8 added; `use` makes
@@ -30,7 +30,7 @@ pub struct KubeconfigArgs {
 
 #[derive(Debug, Subcommand)]
 enum KubeconfigCommand {
-    /// Print the kubeconfig of a Cluster (EKS: with an `aws eks get-token` exec user).
+    /// Print the kubeconfig of a Cluster (EKS: with an `mk8 credentials eks` exec user).
     Get(GetArgs),
     /// Add a Cluster's kubeconfig to your kubeconfig file as a context of its own.
     Merge(MergeArgs),
@@ -261,7 +261,7 @@ async fn stored_kubeconfig(
 }
 
 /// The human kubeconfig of an EKS Cluster: endpoint from its status, CA from the operator's
-/// kubeconfig Secret, and an exec user calling `aws eks get-token`.
+/// kubeconfig Secret, and an exec user running this very mk8 (`mk8 credentials eks`).
 #[cfg(feature = "eks")]
 async fn exec_kubeconfig(client: &Client, cluster: &Cluster) -> anyhow::Result<String> {
     let name = cluster.metadata.name.as_deref().unwrap_or_default();
@@ -280,11 +280,14 @@ async fn exec_kubeconfig(client: &Client, cluster: &Cluster) -> anyhow::Result<S
     let stored = stored_kubeconfig(client, namespace, &secret_name).await?;
     let stored: serde_json::Value = serde_yaml::from_str(&stored)?;
     let ca = stored["clusters"][0]["cluster"]["certificate-authority-data"].as_str();
+    let mk8 = std::env::current_exe()
+        .context("finding the path of this mk8 for the kubeconfig's exec user")?;
     Ok(render(
         name,
         &endpoint,
         ca,
         &User::Exec {
+            mk8: &mk8.to_string_lossy(),
             cluster: name,
             region: &eks.region,
         },

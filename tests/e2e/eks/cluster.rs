@@ -85,7 +85,7 @@ async fn eks_cluster_is_created_once_reported_ready_and_deleted_across_restarts(
     assert!(query["X-Amz-Credential"].starts_with("AKIATESTKEY/"));
     assert_no_secret_anywhere(&env);
 
-    // The human variant: `mk8 kubeconfig get` prints an exec user calling `aws eks get-token`.
+    // The human variant: `mk8 kubeconfig get` prints an exec user running this mk8 (`mk8 credentials eks`), not the AWS CLI.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mk8"))
         .args(["kubeconfig", "get", "prod", "-n", NS])
         .env("KUBECONFIG", &env.k8s.kubeconfig)
@@ -99,18 +99,19 @@ async fn eks_cluster_is_created_once_reported_ready_and_deleted_across_restarts(
     let human: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
     assert_eq!(human["clusters"][0]["cluster"]["server"], endpoint.as_str());
     let exec = &human["users"][0]["user"]["exec"];
-    assert_eq!(exec["command"], "aws");
+    assert_eq!(exec["command"], env!("CARGO_BIN_EXE_mk8"));
+    assert_eq!(exec["apiVersion"], "client.authentication.k8s.io/v1");
+    assert_eq!(exec["interactiveMode"], "Never");
+    assert_eq!(exec["provideClusterInfo"], false);
     assert_eq!(
         exec["args"],
         json!([
+            "credentials",
             "eks",
-            "get-token",
             "--cluster-name",
             "prod",
             "--region",
-            REGION,
-            "--output",
-            "json"
+            REGION
         ])
     );
     assert!(

@@ -3,6 +3,7 @@
 
 mod aws;
 mod cluster;
+mod config_aws;
 mod nodepool;
 
 use std::time::{Duration, Instant};

@@ -239,8 +239,8 @@ async fn run(fleet: &Fleet, timeout: Duration) -> Figures {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     // At rest: wait for a window in which the operator asks for nothing but its Lease. The window
-    // is as long as a Lease renewal period plus margin, so a renewal is seen in it.
-    let quiet_window = Duration::from_secs(6);
+    // outlasts the Lease (15 s), so at least one renewal falls in it.
+    let quiet_window = Duration::from_secs(16);
     let mut at_rest;
     let rest_deadline = Instant::now() + timeout;
     loop {
@@ -329,6 +329,10 @@ async fn a_small_fleet_converges_and_rests_on_lease_renewals() {
         figures.at_rest.keys().all(|k| k.ends_with("leases")),
         "requests at rest beyond Lease renewals: {:?}",
         figures.at_rest
+    );
+    assert!(
+        !figures.at_rest.is_empty(),
+        "no Lease renewal seen at rest: the request count is blind"
     );
     assert!(
         figures.p99.contains_key("cluster") && figures.p99.contains_key("nodepool"),

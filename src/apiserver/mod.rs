@@ -31,6 +31,7 @@ mod persist;
 mod protobuf;
 mod read;
 mod registry;
+mod requests;
 mod router;
 mod schema;
 mod server;
@@ -136,6 +137,7 @@ impl DevServer {
                 latency: config.latency,
                 forbidden: config.forbidden,
             },
+            requests: requests::RequestCounts::default(),
         });
         if let Some(snapshot) = snapshot {
             restore(&state, snapshot);
@@ -192,6 +194,11 @@ impl DevServer {
             cancel,
             tasks,
         })
+    }
+
+    /// Requests answered so far, keyed `"<verb> <resource>"` (e.g. `"update leases"`).
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.requests.snapshot()
     }
 
     /// Base URL, e.g. `https://127.0.0.1:PORT`.

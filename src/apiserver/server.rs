@@ -84,6 +84,9 @@ fn authorized(req: &Request<Incoming>, token: Option<&str>) -> bool {
 
 async fn respond(state: Arc<State>, address: &str, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    state
+        .requests
+        .record(req.method(), &path, &Query::parse(req.uri().query()));
     // Injected latency comes first, so even a refused request is slow, as over a slow link.
     if let Some(latency) = state.faults.delay(&path) {
         tokio::time::sleep(latency).await;

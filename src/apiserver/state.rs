@@ -19,6 +19,8 @@ pub struct State {
     pub token: Option<String>,
     /// Injected latency and denial.
     pub faults: super::faults::Faults,
+    /// Requests answered, by verb and resource.
+    pub requests: super::requests::RequestCounts,
 }
 
 /// The resource, version, namespace, name and subresource a request addresses.

@@ -15,5 +15,6 @@ mod members;
 mod operator;
 mod peers;
 mod rke2;
+mod scale;
 mod stacks;
 mod support;

@@ -173,25 +173,8 @@ pub async fn run(args: ClustersArgs) -> anyhow::Result<()> {
                     message,
                 ]);
             }
-            let widths: Vec<usize> = (0..8)
-                .map(|c| {
-                    lines
-                        .iter()
-                        .map(|l| l[c].chars().count())
-                        .max()
-                        .unwrap_or(0)
-                })
-                .collect();
-            for line in lines {
-                let mut text = String::new();
-                for (c, cell) in line.iter().enumerate() {
-                    text.push_str(cell);
-                    if c < 7 {
-                        text.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
-                    }
-                }
-                println!("{}", text.trim_end());
-            }
+            let lines: Vec<Vec<String>> = lines.into_iter().map(Vec::from).collect();
+            print!("{}", crate::fleet::table::align(&lines));
         }
     }
     Ok(())

@@ -121,13 +121,7 @@ async fn kubeconfig_secret() -> anyhow::Result<Value> {
 pub fn credential_status(kubeconfig: &str, context: Option<&str>) -> Result<Value, String> {
     let doc: Value =
         serde_yaml::from_str(kubeconfig).map_err(|e| format!("not a kubeconfig: {e}"))?;
-    let named = |list: &str, name: &str| -> Option<Value> {
-        doc[list]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == name)
-            .map(|e| e[list.trim_end_matches('s')].clone())
-    };
+    let named = |list: &str, name: &str| crate::fleet::access::kubeconfig_entry(&doc, list, name);
     let context_name = context
         .or_else(|| doc["current-context"].as_str())
         .or_else(|| doc["contexts"][0]["name"].as_str())

@@ -109,6 +109,16 @@ impl ProviderFile {
     }
 }
 
+/// The entry named `name` of a kubeconfig's `clusters`, `users` or `contexts` list (its inner
+/// `cluster`/`user`/`context` object).
+pub fn kubeconfig_entry(doc: &Value, list: &str, name: &str) -> Option<Value> {
+    doc[list]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| e[list.trim_end_matches('s')].clone())
+}
+
 /// The `namespace/name` a consumer knows a profile by.
 pub fn key(profile: &Value) -> String {
     format!(

@@ -123,12 +123,19 @@ pub fn render(merged: &Merged, print: Print) -> String {
         line.extend(shown.iter().map(|&i| cell_text(&row.cells[i])));
         lines.push(line);
     }
-    let columns = lines.first().map_or(0, Vec::len);
+    align(&lines)
+}
+
+/// Lines of cells as kubectl lays them out: each column padded to its widest cell plus three
+/// spaces, trailing blanks trimmed.
+pub fn align(lines: &[Vec<String>]) -> String {
+    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
             lines
                 .iter()
-                .map(|l| l[c].chars().count())
+                .filter_map(|l| l.get(c))
+                .map(|cell| cell.chars().count())
                 .max()
                 .unwrap_or(0)
         })
@@ -137,10 +144,8 @@ pub fn render(merged: &Merged, print: Print) -> String {
     for line in lines {
         let mut text = String::new();
         for (c, cell) in line.iter().enumerate() {
-            if c + 1 == line.len() {
-                text.push_str(cell);
-            } else {
-                text.push_str(cell);
+            text.push_str(cell);
+            if c + 1 < line.len() {
                 text.push_str(&" ".repeat(widths[c] - cell.chars().count() + 3));
             }
         }

@@ -102,13 +102,7 @@ pub fn from_provider_file(profile: &Value, file: &ProviderFile) -> Result<Access
 pub fn from_kubeconfig(kubeconfig: &str) -> Result<Access, String> {
     let doc: Value =
         serde_yaml::from_str(kubeconfig).map_err(|e| format!("its kubeconfig is not YAML: {e}"))?;
-    let named = |list: &str, name: &str| -> Option<Value> {
-        doc[list]
-            .as_array()?
-            .iter()
-            .find(|e| e["name"] == name)
-            .map(|e| e[list.trim_end_matches('s')].clone())
-    };
+    let named = |list: &str, name: &str| crate::fleet::access::kubeconfig_entry(&doc, list, name);
     let current = doc["current-context"]
         .as_str()
         .or_else(|| doc["contexts"][0]["name"].as_str())

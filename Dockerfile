@@ -16,8 +16,10 @@ RUN for target in $(sed -n 's/^path = "\(.*\)"/\1/p' Cargo.toml); do \
  && cargo build --release --locked --bins --features "$CARGO_FEATURES" \
  && rm -rf src target/release/deps/mk8* target/release/deps/libmk8* target/release/.fingerprint/mk8-*
 COPY src ./src
-# config/catalog holds the stack presets compiled into the binaries.
+# config/catalog holds the stack presets, config/upstream the ClusterProfile CRD `mk8 dev`
+# installs; both are compiled into the binaries.
 COPY config/catalog ./config/catalog
+COPY config/upstream ./config/upstream
 RUN cargo build --release --locked --bins --features "$CARGO_FEATURES" \
  && strip target/release/mk8-operator target/release/mk8
 

@@ -162,7 +162,8 @@ async fn samples_reconcile_to_their_documented_conditions() {
         &cluster,
         "clusterprofileview",
         "prod-nginx",
-        "QueryUnavailable",
+        // The sample's Cluster has no endpoint yet, so its profile offers no access provider.
+        "NoClusterAnswered",
     )
     .await;
 

@@ -10,14 +10,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Leaves: the CRD types, and the Kubernetes label/field selector grammar.
     ("api", &[]),
     ("selector", &[]),
+    // Owner-only files written atomically.
+    ("files", &[]),
     // The development API server is generic: it knows nothing of mk8 but the selector grammar.
-    ("apiserver", &["selector"]),
+    ("apiserver", &["selector", "files"]),
     // Building blocks of every reconcile stage.
     ("reconcile", &["api"]),
     // One folder per provider, seen by the controllers through one trait per kind.
     ("providers", &["api", "reconcile", "selector"]),
     // Reads across the ClusterProfile inventory, for the View controller, Stacks and the CLI.
-    ("fleet", &["api", "selector"]),
+    ("fleet", &["api", "selector", "files"]),
     (
         "controller",
         &["api", "reconcile", "providers", "selector", "fleet"],
@@ -34,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "controller",
             "crdgen",
             "devfleet",
+            "files",
             "fleet",
             "operator",
             "providers",

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod controller;
 pub mod crdgen;
 pub mod devfleet;
+pub mod files;
 pub mod fleet;
 #[cfg(test)]
 mod layers;

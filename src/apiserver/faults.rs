@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper::Method;
 
 use super::http::Query;
-use super::router::{Route, route};
+use super::router::{Route, route, verb};
 use super::status::ApiError;
 
 /// The user named in the messages of a forbidding server.
@@ -59,22 +59,16 @@ fn is_discovery(path: &str) -> bool {
 /// kube-apiserver's wording: `pods "web" is forbidden: User "dev" cannot get resource "pods/log"
 /// in API group "" in the namespace "demo"`.
 fn forbidden_message(method: &Method, path: &str, query: &Query) -> String {
-    let verb_of = |named: bool, watching: bool| match *method {
-        Method::GET | Method::HEAD if watching => "watch",
-        Method::GET | Method::HEAD if named => "get",
-        Method::GET | Method::HEAD => "list",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE if named => "delete",
-        Method::DELETE => "deletecollection",
-        _ => "",
-    };
     let Route::Resource(p) = route(path) else {
         let verb = method.as_str().to_lowercase();
         return format!("forbidden: User \"{FORBIDDEN_USER}\" cannot {verb} path \"{path}\"");
     };
-    let verb = verb_of(p.name.is_some(), p.watch_prefix || query.flag("watch"));
+    let verb = verb(
+        method,
+        p.name.is_some(),
+        p.watch_prefix || query.flag("watch"),
+    )
+    .unwrap_or("");
     let qualified = if p.group.is_empty() {
         p.plural.clone()
     } else {

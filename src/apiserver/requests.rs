@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use hyper::Method;
 
 use super::http::Query;
-use super::router::{Route, route};
+use super::router::{Route, route, verb};
 
 /// Requests answered so far, keyed `"<verb> <resource>"` (`"update leases"`, `"watch secrets"`,
 /// `"get /readyz"` for paths that are not resources).
@@ -33,17 +33,7 @@ fn request_key(method: &Method, path: &str, query: &Query) -> String {
         return format!("{} {path}", method.as_str().to_lowercase());
     };
     let named = p.name.is_some();
-    let verb = match *method {
-        Method::GET | Method::HEAD if p.watch_prefix || query.flag("watch") => "watch",
-        Method::GET | Method::HEAD if named => "get",
-        Method::GET | Method::HEAD => "list",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE if named => "delete",
-        Method::DELETE => "deletecollection",
-        _ => "other",
-    };
+    let verb = verb(method, named, p.watch_prefix || query.flag("watch")).unwrap_or("other");
     match p.subresource {
         Some(sub) => format!("{verb} {}/{sub}", p.plural),
         None => format!("{verb} {}", p.plural),

@@ -49,6 +49,23 @@ pub enum Route {
 }
 
 /// Parse a request path (without query string).
+/// The Kubernetes verb of a request on a resource path (`get`, `list`, `watch`, `create`, …);
+/// None for methods Kubernetes has no verb for.
+pub fn verb(method: &hyper::Method, named: bool, watching: bool) -> Option<&'static str> {
+    use hyper::Method;
+    Some(match *method {
+        Method::GET | Method::HEAD if watching => "watch",
+        Method::GET | Method::HEAD if named => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => return None,
+    })
+}
+
 pub fn route(path: &str) -> Route {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {

@@ -67,31 +67,12 @@ pub fn load_or_generate(
         None => {
             let m = generate_material(names)?;
             if let Some(path) = &path {
-                write_private(path, &serde_json::to_vec_pretty(&m)?)?;
+                crate::files::write_private(path, &serde_json::to_vec_pretty(&m)?)?;
             }
             m
         }
     };
     serving(material)
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Generate a CA and a serving certificate valid for `names`.

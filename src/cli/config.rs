@@ -132,7 +132,7 @@ async fn store_keys(args: AwsArgs) -> anyhow::Result<()> {
     eprintln!("checking the credentials with AWS STS GetCallerIdentity…");
     let identity = caller_identity(&keys, args.endpoint_url.as_deref()).await?;
     let path = store::path();
-    crate::fleet::write_private(&path, keys.to_ini().as_bytes())
+    crate::files::write_private(&path, keys.to_ini().as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "account: {}\narn: {}\nstored in {} (0600)",

@@ -147,23 +147,17 @@ impl FleetArgs {
         let file = self.provider_file(hub)?;
         let map = ContextMap::load(&ContextMap::path()).map_err(anyhow::Error::msg)?;
         // Access is resolved for all profiles at once (a kubeconfig Secret read each).
-        let targets = futures::stream::iter(profiles.iter())
-            .map(|profile| {
-                let (file, map, hub) = (&file, &map, &hub.client);
-                async move {
-                    Target {
-                        key: access::key(profile),
-                        name: profile["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        config: access::config(profile, file, map, Some(hub)).await,
+        let targets =
+            futures::stream::iter(profiles.iter())
+                .map(|profile| {
+                    let (file, map, hub) = (&file, &map, &hub.client);
+                    async move {
+                        Target::of(profile, access::config(profile, file, map, Some(hub)).await)
                     }
-                }
-            })
-            .buffered(self.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await;
+                })
+                .buffered(self.concurrency.max(1))
+                .collect::<Vec<_>>()
+                .await;
         Ok((profiles, targets))
     }
 }

@@ -127,6 +127,19 @@ fn discovery_cache() -> DiscoveryCache {
     DiscoveryCache::on_disk(dir, std::time::Duration::from_secs(6 * 3600))
 }
 
+/// Each reachable target's API server URL by cluster name (the discovery cache's key).
+fn servers(targets: &[query::Target]) -> std::collections::HashMap<String, String> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.name.clone(),
+                t.config.as_ref().ok()?.cluster_url.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// Report failed clusters on stderr; the error to return when the command must fail.
 fn report<T>(outcomes: &[Outcome<T>], strict: bool) -> anyhow::Result<()> {
     let Some(summary) = query::failure_summary(outcomes) else {
@@ -160,13 +173,7 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
         fields: args.field_selector.clone(),
         chunk: args.chunk_size,
     };
-    let servers: std::collections::HashMap<String, String> = targets
-        .iter()
-        .filter_map(|t| {
-            let config = t.config.as_ref().ok()?;
-            Some((t.name.clone(), config.cluster_url.to_string()))
-        })
-        .collect();
+    let servers = servers(&targets);
     let outcomes = query::fan_out(targets, args.fleet.limits(), |client, cluster| {
         let (cache, type_name, names, list) = (
             cache.clone(),
@@ -367,15 +374,7 @@ async fn find(
             );
         }
     }
-    let servers: std::collections::HashMap<String, String> = targets
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.name.clone(),
-                t.config.as_ref().ok()?.cluster_url.to_string(),
-            ))
-        })
-        .collect();
+    let servers = servers(&targets);
     let cache = discovery_cache();
     let outcomes = query::fan_out(targets, fleet.limits(), |client, cluster| {
         let (cache, type_name, namespace) = (cache.clone(), type_name.clone(), namespace.clone());

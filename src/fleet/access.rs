@@ -285,7 +285,7 @@ impl ContextMap {
     /// Write the map (0600, atomically).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_yaml::to_string(self)?;
-        super::write_private(path, text.as_bytes())
+        crate::files::write_private(path, text.as_bytes())
     }
 
     /// The entry for a profile: by `namespace/name`, else by a unique bare name.

@@ -21,6 +21,20 @@ pub struct Target {
     pub config: Result<kube::Config, AccessError>,
 }
 
+impl Target {
+    /// The target for a ClusterProfile, reached with `config`.
+    pub fn of(profile: &serde_json::Value, config: Result<kube::Config, AccessError>) -> Self {
+        Target {
+            key: super::access::key(profile),
+            name: profile["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            config,
+        }
+    }
+}
+
 /// How a cluster answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {

@@ -267,7 +267,7 @@ impl DiscoveryCache {
         }
         if let (Some(file), Ok(json)) = (self.file(server), serde_json::to_vec(types.as_ref())) {
             // A cache that cannot be written only costs the next run a discovery.
-            let _ = super::write_private(&file, &json);
+            let _ = crate::files::write_private(&file, &json);
         }
         types
     }

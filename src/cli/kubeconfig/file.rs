@@ -2,7 +2,6 @@
 //! replaced atomically with mode 0600.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -117,25 +116,8 @@ pub fn write(file: &Path, doc: &Value) -> anyhow::Result<Option<PathBuf>> {
         None
     };
     let text = serde_yaml::to_string(doc)?;
-    let tmp = dir.join(format!(
-        ".mk8-kubeconfig-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    let written = (|| {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        fs::rename(&tmp, file)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("replacing {}", file.display()));
-    }
+    crate::files::write_private(file, text.as_bytes())
+        .with_context(|| format!("replacing {}", file.display()))?;
     Ok(backup)
 }
 

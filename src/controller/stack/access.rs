@@ -18,6 +18,7 @@ pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
 /// Annotation: `namespace/name` of the ClusterProfile a cluster Secret was built from.
 pub const PROFILE_ANNOTATION: &str = "mk8.io/cluster-profile";
 
+use crate::fleet::access::offered;
 pub use crate::fleet::access::{ExecConfig, ProviderFile};
 
 /// How ArgoCD authenticates to one cluster.
@@ -27,14 +28,6 @@ pub struct Access {
     pub server: String,
     /// ArgoCD's cluster `config` JSON.
     pub config: Value,
-}
-
-/// The access providers a profile offers (`credentialProviders`, then `accessProviders`).
-fn offered(profile: &Value) -> Vec<&Value> {
-    ["credentialProviders", "accessProviders"]
-        .iter()
-        .flat_map(|k| profile["status"][*k].as_array().into_iter().flatten())
-        .collect()
 }
 
 fn tls(cluster: &Value) -> Map<String, Value> {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
@@ -148,22 +149,23 @@ async fn targets(view: &ClusterProfileView, ctx: &Context) -> Result<Vec<Target>
         exclude: selection.exclude.clone(),
         labels: Default::default(),
     };
-    let mut out = Vec::new();
-    for profile in profiles {
-        let labels: BTreeMap<String, String> =
-            serde_json::from_value(profile["metadata"]["labels"].clone()).unwrap_or_default();
-        if !filter.matches(&profile) || !selector.as_ref().is_none_or(|s| s.matches(&labels)) {
-            continue;
-        }
-        out.push(Target {
-            key: access::key(&profile),
-            name: profile["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            config: config(&profile, ctx).await,
-        });
-    }
+    let selected: Vec<Value> = profiles
+        .into_iter()
+        .filter(|profile| {
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(profile["metadata"]["labels"].clone()).unwrap_or_default();
+            filter.matches(profile) && selector.as_ref().is_none_or(|s| s.matches(&labels))
+        })
+        .collect();
+    // Access is resolved for all selected profiles at once (a kubeconfig Secret read each).
+    let out = futures::stream::iter(selected)
+        .map(|profile| async move {
+            let config = config(&profile, ctx).await;
+            Target::of(&profile, config)
+        })
+        .buffered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
     Ok(out)
 }
 

@@ -97,10 +97,11 @@ pub async fn run(args: ClustersArgs) -> anyhow::Result<()> {
     let outcomes = if args.no_check {
         Vec::new()
     } else {
-        query::fan_out(targets, args.fleet.limits(), |client, _| async move {
-            Ok(client.apiserver_version().await?.git_version)
-        })
-        .await
+        args.fleet
+            .fan_out(targets, |client, _| async move {
+                Ok(client.apiserver_version().await?.git_version)
+            })
+            .await
     };
     let mut rows = Vec::new();
     for (i, profile) in profiles.iter().enumerate() {

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::fleet::access::{self, ContextMap, Provider, ProviderFile};
 use crate::fleet::inventory::{self, Filter};
-use crate::fleet::query::{Limits, Target};
+use crate::fleet::latency::History;
+use crate::fleet::query::{self, Limits, Outcome, QueryError, Target};
 
 /// Flags naming the hub and the clusters to read.
 #[derive(Debug, Clone, Args)]
@@ -106,6 +107,23 @@ impl FleetArgs {
             concurrency: self.concurrency.max(1),
             timeout: self.timeout,
         }
+    }
+
+    /// Run `query` on the targets, the slowest last time first, and remember how long each
+    /// took this time (see [`crate::fleet::latency`]).
+    pub async fn fan_out<T, F, Fut>(&self, mut targets: Vec<Target>, query: F) -> Vec<Outcome<T>>
+    where
+        F: Fn(Client, String) -> Fut + Clone,
+        Fut: std::future::Future<Output = Result<T, QueryError>>,
+    {
+        let mut history = History::load(&History::path());
+        history.apply(&mut targets);
+        let outcomes = query::fan_out(targets, self.limits(), query).await;
+        history.record(&outcomes);
+        if let Err(e) = history.save() {
+            tracing::debug!("not keeping the clusters' latencies: {e}");
+        }
+        outcomes
     }
 
     /// The provider file, with mk8's own provider added when the file has none.

@@ -115,14 +115,7 @@ struct Answer {
 }
 
 fn discovery_cache() -> DiscoveryCache {
-    let dir = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        })
-        .join("mk8")
-        .join("discovery");
+    let dir = crate::fleet::cache_dir().join("discovery");
     // kubectl keeps discovery for six hours; a type unknown to the cache is looked up again.
     DiscoveryCache::on_disk(dir, std::time::Duration::from_secs(6 * 3600))
 }
@@ -174,67 +167,69 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
         chunk: args.chunk_size,
     };
     let servers = servers(&targets);
-    let outcomes = query::fan_out(targets, args.fleet.limits(), |client, cluster| {
-        let (cache, type_name, names, list) = (
-            cache.clone(),
-            type_name.clone(),
-            names.clone(),
-            list.clone(),
-        );
-        let server = servers.get(&cluster).cloned().unwrap_or_default();
-        async move {
-            let mut list = list;
-            if context_namespace {
-                // Neither -n nor -A: each cluster's own default (a mapped context's namespace).
-                list.namespace = Some(client.default_namespace().to_string());
-            }
-            let api_type = cache.resolve(&client, &server, &type_name).await?;
-            let namespace = list.namespace.as_deref();
-            if names.is_empty() {
-                if want_objects {
-                    let objects = read::objects(&client, &api_type, &list).await?;
+    let outcomes = args
+        .fleet
+        .fan_out(targets, |client, cluster| {
+            let (cache, type_name, names, list) = (
+                cache.clone(),
+                type_name.clone(),
+                names.clone(),
+                list.clone(),
+            );
+            let server = servers.get(&cluster).cloned().unwrap_or_default();
+            async move {
+                let mut list = list;
+                if context_namespace {
+                    // Neither -n nor -A: each cluster's own default (a mapped context's namespace).
+                    list.namespace = Some(client.default_namespace().to_string());
+                }
+                let api_type = cache.resolve(&client, &server, &type_name).await?;
+                let namespace = list.namespace.as_deref();
+                if names.is_empty() {
+                    if want_objects {
+                        let objects = read::objects(&client, &api_type, &list).await?;
+                        return Ok(Answer {
+                            api_type,
+                            table: None,
+                            objects,
+                        });
+                    }
+                    let table = read::table(&client, &api_type, &list, None).await?.table;
                     return Ok(Answer {
                         api_type,
-                        table: None,
-                        objects,
+                        table: Some(table),
+                        objects: Vec::new(),
                     });
                 }
-                let table = read::table(&client, &api_type, &list, None).await?.table;
-                return Ok(Answer {
-                    api_type,
-                    table: Some(table),
-                    objects: Vec::new(),
-                });
-            }
-            let mut objects = Vec::new();
-            let mut table: Option<Value> = None;
-            for name in &names {
-                if want_objects {
-                    if let Some(o) = read::object(&client, &api_type, namespace, name).await? {
-                        objects.push(o);
-                    }
-                } else if let Some(t) =
-                    read::object_table(&client, &api_type, namespace, name).await?
-                {
-                    match &mut table {
-                        None => table = Some(t),
-                        Some(acc) => {
-                            let rows = t["rows"].as_array().cloned().unwrap_or_default();
-                            if let Some(all) = acc["rows"].as_array_mut() {
-                                all.extend(rows);
+                let mut objects = Vec::new();
+                let mut table: Option<Value> = None;
+                for name in &names {
+                    if want_objects {
+                        if let Some(o) = read::object(&client, &api_type, namespace, name).await? {
+                            objects.push(o);
+                        }
+                    } else if let Some(t) =
+                        read::object_table(&client, &api_type, namespace, name).await?
+                    {
+                        match &mut table {
+                            None => table = Some(t),
+                            Some(acc) => {
+                                let rows = t["rows"].as_array().cloned().unwrap_or_default();
+                                if let Some(all) = acc["rows"].as_array_mut() {
+                                    all.extend(rows);
+                                }
                             }
                         }
                     }
                 }
+                Ok(Answer {
+                    api_type,
+                    table,
+                    objects,
+                })
             }
-            Ok(Answer {
-                api_type,
-                table,
-                objects,
-            })
-        }
-    })
-    .await;
+        })
+        .await;
 
     let mut stdout = std::io::stdout().lock();
     let found: usize = outcomes
@@ -376,22 +371,24 @@ async fn find(
     }
     let servers = servers(&targets);
     let cache = discovery_cache();
-    let outcomes = query::fan_out(targets, fleet.limits(), |client, cluster| {
-        let (cache, type_name, namespace) = (cache.clone(), type_name.clone(), namespace.clone());
-        let server = servers.get(&cluster).cloned().unwrap_or_default();
-        let name = name.to_string();
-        async move {
-            let api_type = cache.resolve(&client, &server, &type_name).await?;
-            let object = read::object(&client, &api_type, namespace.as_deref(), &name).await?;
-            Ok(object.map(|object| Found {
-                cluster,
-                api_type,
-                object,
-                client,
-            }))
-        }
-    })
-    .await;
+    let outcomes = fleet
+        .fan_out(targets, |client, cluster| {
+            let (cache, type_name, namespace) =
+                (cache.clone(), type_name.clone(), namespace.clone());
+            let server = servers.get(&cluster).cloned().unwrap_or_default();
+            let name = name.to_string();
+            async move {
+                let api_type = cache.resolve(&client, &server, &type_name).await?;
+                let object = read::object(&client, &api_type, namespace.as_deref(), &name).await?;
+                Ok(object.map(|object| Found {
+                    cluster,
+                    api_type,
+                    object,
+                    client,
+                }))
+            }
+        })
+        .await;
     report(&outcomes, fleet.strict)?;
     let found: Vec<Found> = outcomes
         .into_iter()

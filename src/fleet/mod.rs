@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod inventory;
+pub mod latency;
 pub mod query;
 pub mod read;
 pub mod table;
@@ -24,6 +25,17 @@ pub const MK8_PROVIDER: &str = crate::api::clusterprofile::MK8_MANAGER;
 pub const HUB_KUBECONFIG_ENV: &str = "MK8_HUB_KUBECONFIG";
 /// See [`HUB_KUBECONFIG_ENV`].
 pub const HUB_CONTEXT_ENV: &str = "MK8_HUB_CONTEXT";
+
+/// mk8's cache directory: `$XDG_CACHE_HOME/mk8`, else `~/.cache/mk8`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        })
+        .join("mk8")
+}
 
 /// mk8's directory for people's settings: `$MK8_CONFIG_DIR`, else `$XDG_CONFIG_HOME/mk8`, else
 /// `~/.config/mk8`.

@@ -19,6 +19,8 @@ pub struct Target {
     pub name: String,
     /// Client configuration, or why there is none.
     pub config: Result<kube::Config, AccessError>,
+    /// How long it took to answer last time, when known: the slowest start first.
+    pub expected: Option<Duration>,
 }
 
 impl Target {
@@ -31,6 +33,7 @@ impl Target {
                 .unwrap_or_default()
                 .to_string(),
             config,
+            expected: None,
         }
     }
 }
@@ -180,13 +183,19 @@ pub fn human(d: Duration) -> String {
 
 /// Run `query` on every target, at most `limits.concurrency` at a time, each within
 /// `limits.timeout`; outcomes in the targets' order.
+///
+/// The targets start slowest first by their [`Target::expected`] time (those never timed count
+/// as slowest): when more clusters are selected than run at once, a cluster known to be slow
+/// does not wait for a free slot and then stretch the end of the run.
 pub async fn fan_out<T, F, Fut>(targets: Vec<Target>, limits: Limits, query: F) -> Vec<Outcome<T>>
 where
     F: Fn(Client, String) -> Fut + Clone,
     Fut: Future<Output = Result<T, QueryError>>,
 {
     let concurrency = limits.concurrency.max(1);
-    let runs = targets.into_iter().enumerate().map(|(i, target)| {
+    let mut order: Vec<(usize, Target)> = targets.into_iter().enumerate().collect();
+    order.sort_by_key(|(_, t)| std::cmp::Reverse(t.expected.unwrap_or(Duration::MAX)));
+    let runs = order.into_iter().map(|(i, target)| {
         let query = query.clone();
         async move {
             let started = Instant::now();
@@ -272,6 +281,7 @@ mod tests {
             key: format!("fleet/{name}"),
             name: name.into(),
             config,
+            expected: None,
         }
     }
 
@@ -331,6 +341,39 @@ mod tests {
             "{summary}"
         );
         assert!(failure_summary(&outcomes[3..]).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_slowest_last_time_start_first_and_outcomes_keep_the_targets_order() {
+        let timed = |name: &str, ms: Option<u64>| Target {
+            expected: ms.map(Duration::from_millis),
+            ..target(name, Ok(unreachable_config()))
+        };
+        let targets = vec![
+            timed("a", Some(20)),
+            timed("b", Some(900)),
+            timed("c", None),
+            timed("d", Some(300)),
+            timed("e", Some(20)),
+        ];
+        let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let limits = Limits {
+            concurrency: 1,
+            timeout: Duration::from_secs(5),
+        };
+        let log = started.clone();
+        let outcomes = fan_out(targets, limits, move |_, name| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(name);
+                Ok(())
+            }
+        })
+        .await;
+        // Never timed counts as slowest; equal times keep the targets' order.
+        assert_eq!(*started.lock().unwrap(), ["c", "b", "d", "a", "e"]);
+        let names: Vec<&str> = outcomes.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e"]);
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub async fn apply(view: Arc<ClusterProfileView>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::requeue(wait));
     }
     let timeout = parse_duration(&view.spec.per_cluster_timeout).unwrap_or(Duration::from_secs(10));
-    let targets = targets(&view, &ctx).await?;
+    let mut targets = targets(&view, &ctx).await?;
+    expect_last_latencies(&previous, &mut targets);
     let api_type = api_type(&view);
     let list = ListQuery {
         namespace: Some(view.spec.namespace.clone()).filter(|n| !n.is_empty()),
@@ -105,6 +106,19 @@ pub async fn apply(view: Arc<ClusterProfileView>, ctx: Arc<Context>) -> Result<A
     };
     status::publish(&ctx, view.as_ref(), status).await?;
     Ok(Action::requeue(refresh))
+}
+
+/// Each target's answer time of the previous run, so that the slowest start first.
+fn expect_last_latencies(previous: &ClusterProfileViewStatus, targets: &mut [Target]) {
+    for target in targets {
+        target.expected = previous
+            .clusters
+            .iter()
+            .find(|c| c.name == target.name)
+            .and_then(|c| c.latency_ms)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis);
+    }
 }
 
 /// How long until the query is due, or None when it is due now.
@@ -206,6 +220,35 @@ async fn config(profile: &Value, ctx: &Context) -> std::result::Result<kube::Con
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn the_previous_answer_times_become_the_expected_ones() {
+        let previous = ClusterProfileViewStatus {
+            clusters: vec![
+                crate::api::view::ViewClusterStatus {
+                    name: "east".into(),
+                    latency_ms: Some(480),
+                    ..Default::default()
+                },
+                crate::api::view::ViewClusterStatus {
+                    name: "west".into(),
+                    latency_ms: None,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let target = |name: &str| Target {
+            key: format!("fleet/{name}"),
+            name: name.into(),
+            config: Ok(kube::Config::new("http://127.0.0.1:9".parse().unwrap())),
+            expected: Some(Duration::from_secs(99)),
+        };
+        let mut targets = vec![target("east"), target("west"), target("new")];
+        expect_last_latencies(&previous, &mut targets);
+        let expected: Vec<_> = targets.iter().map(|t| t.expected).collect();
+        assert_eq!(expected, [Some(Duration::from_millis(480)), None, None]);
+    }
 
     #[test]
     fn the_query_runs_again_only_when_due_or_changed() {

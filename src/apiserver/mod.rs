@@ -360,6 +360,12 @@ impl DevServer {
 
     /// Stop serving, end watches and write the final snapshot (with a data directory).
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// [`shutdown`](Self::shutdown) in place: a stopped server answers nothing, and a new one
+    /// started on its port and data directory takes over its objects.
+    pub async fn stop(&mut self) {
         self.cancel.cancel();
         self.state.store.compact();
         for task in self.tasks.drain(..) {

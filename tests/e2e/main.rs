@@ -1,4 +1,5 @@
 mod admission;
+mod api_faults;
 mod apiserver;
 mod argocd_health;
 mod bad_input;

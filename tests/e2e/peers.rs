@@ -60,6 +60,8 @@ pub struct ControlPlane {
     pub ca_pem: String,
     // Stopped in reverse order of start: controller-manager, apiserver, etcd.
     processes: Vec<(&'static str, Child)>,
+    // How each component was started, so that it can be restarted.
+    commands: Vec<(&'static str, PathBuf, Vec<String>)>,
     dir: tempfile::TempDir,
 }
 
@@ -94,6 +96,7 @@ impl ControlPlane {
             url: String::new(),
             ca_pem: pki.ca_pem.clone(),
             processes: Vec::new(),
+            commands: Vec::new(),
             dir,
         };
         let etcd_port = free_port();
@@ -239,9 +242,49 @@ impl ControlPlane {
             .unwrap_or_default()
     }
 
+    /// Stop kube-apiserver (SIGTERM, waiting for it to exit, SIGKILL after 10 s), wait until its
+    /// port refuses connections, and start it again with the same flags (etcd keeps the data);
+    /// returns when it is ready again.
+    pub fn restart_apiserver(&mut self, down_for: Duration) {
+        const COMPONENT: &str = "kube-apiserver";
+        let at = self
+            .processes
+            .iter()
+            .position(|(c, _)| *c == COMPONENT)
+            .expect("kube-apiserver runs");
+        let (_, mut child) = self.processes.remove(at);
+        stop(&mut child);
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            assert!(started.elapsed() < START_TIMEOUT, "port {port} still open");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(down_for);
+        let (_, binary, args) = self
+            .commands
+            .iter()
+            .find(|(c, ..)| *c == COMPONENT)
+            .cloned()
+            .unwrap();
+        self.spawn(&binary, COMPONENT, &args);
+        // Back in its place, so that the shutdown order stays the start order reversed.
+        let restarted = self.processes.pop().unwrap();
+        self.processes.insert(at, restarted);
+        self.commands.pop();
+        self.wait_ready(COMPONENT, "/readyz");
+    }
+
     fn spawn(&mut self, binary: &Path, component: &'static str, args: &[String]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{component}.log")))
+        // Appended to, so that a restarted component's earlier log is kept.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{component}.log")))
             .expect("log file");
+        self.commands
+            .push((component, binary.to_path_buf(), args.to_vec()));
         let child = Command::new(binary)
             .arg(component)
             .args(args)
@@ -306,20 +349,25 @@ impl ControlPlane {
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         while let Some((_, mut child)) = self.processes.pop() {
-            // SIGTERM first so etcd and the apiserver shut down cleanly; wait for the exit.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                }
+            stop(&mut child);
+        }
+    }
+}
+
+/// SIGTERM first so etcd and the apiserver shut down cleanly; wait for the exit (SIGKILL after
+/// 10 s).
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
             }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
 }

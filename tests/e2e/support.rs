@@ -17,6 +17,8 @@ pub fn real_management_cluster() -> bool {
 pub struct TestCluster {
     backend: Backend,
     pub kubeconfig: PathBuf,
+    // How to start the development API server again with the same objects, port, CA and token.
+    restart: Option<DevServerConfig>,
     _dir: tempfile::TempDir,
 }
 
@@ -39,6 +41,7 @@ impl TestCluster {
         Self {
             backend: Backend::Dev(server),
             kubeconfig,
+            restart: None,
             _dir: dir,
         }
     }
@@ -51,6 +54,7 @@ impl TestCluster {
         Self {
             kubeconfig: plane.kubeconfig.clone(),
             backend: Backend::Real(plane),
+            restart: None,
             _dir: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -69,6 +73,75 @@ impl TestCluster {
         let cluster = Self::management().await;
         cluster.apply_manifests(&mk8::crdgen::all_yaml()).await;
         cluster
+    }
+
+    /// A management cluster as [`real_management_cluster`] chooses, with mk8's CRDs, whose API
+    /// server [`restart_api_server`](Self::restart_api_server) can restart: the development API
+    /// server keeps its objects in a data directory and comes back on the same port with the
+    /// same CA and token; the real kube-apiserver keeps them in etcd.
+    pub async fn restartable_with_mk8_crds() -> Self {
+        let cluster = if real_management_cluster() {
+            Self::start_real().await
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let config = DevServerConfig {
+                port,
+                data_dir: Some(dir.path().join("data")),
+                token: Some(uuid::Uuid::new_v4().simple().to_string()),
+                ..Default::default()
+            };
+            let server = DevServer::start(config.clone())
+                .await
+                .expect("dev API server starts");
+            let kubeconfig = dir.path().join("kubeconfig");
+            server
+                .write_kubeconfig(&kubeconfig)
+                .expect("kubeconfig written");
+            Self {
+                backend: Backend::Dev(server),
+                kubeconfig,
+                restart: Some(config),
+                _dir: dir,
+            }
+        };
+        cluster.apply_manifests(&mk8::crdgen::all_yaml()).await;
+        cluster
+    }
+
+    /// Stop the API server, wait until its port refuses connections, leave it down for
+    /// `down_for`, then start it again and wait until it is ready. Needs
+    /// [`restartable_with_mk8_crds`](Self::restartable_with_mk8_crds).
+    pub async fn restart_api_server(&mut self, down_for: Duration) {
+        match &mut self.backend {
+            Backend::Real(plane) => {
+                tokio::task::block_in_place(|| plane.restart_apiserver(down_for));
+            }
+            Backend::Dev(server) => {
+                let config = self
+                    .restart
+                    .clone()
+                    .expect("a restartable development API server");
+                server.stop().await;
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config.port));
+                eventually(
+                    "the API server's port closed",
+                    Duration::from_secs(10),
+                    || match std::net::TcpStream::connect(addr) {
+                        Ok(_) => Err("still accepting".to_string()),
+                        Err(_) => Ok(()),
+                    },
+                )
+                .await;
+                tokio::time::sleep(down_for).await;
+                *server = DevServer::start(config)
+                    .await
+                    .expect("dev API server starts again");
+            }
+        }
     }
 
     /// The development API server; panics for the real control plane.

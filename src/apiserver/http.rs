@@ -139,6 +139,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// A JSON response.
 pub fn json_response(code: u16, value: &Value) -> Response<Body> {
+    serialized_response(code, value)
+}
+
+/// A JSON response of anything serializable (a [`super::table::Table`] is written from the
+/// stored objects without copying them into a `Value`).
+pub fn serialized_response<T: serde::Serialize + ?Sized>(code: u16, value: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     Response::builder()
         .status(code)

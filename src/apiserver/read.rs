@@ -7,7 +7,7 @@ use base64::Engine;
 use hyper::Response;
 use serde_json::{Value, json};
 
-use super::http::{ApiRequest, Body, Query, full, json_response};
+use super::http::{ApiRequest, Body, Query, full, json_response, serialized_response};
 use super::state::{State, Target};
 use super::status::{ApiError, ApiResult};
 use super::table;
@@ -48,9 +48,10 @@ pub fn get(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Respon
         .ok_or_else(|| ApiError::NotFound(target.subject(&name)))?;
     let obj = target.present(&obj);
     if req.wants_table() {
-        return Ok(json_response(
+        let rows = [obj];
+        return Ok(serialized_response(
             200,
-            &table::render(target, &[obj], &req.query, state.store.current_rv(), None),
+            &table::render(target, &rows, &req.query, state.store.current_rv(), None),
         ));
     }
     Ok(json_response(200, &obj))
@@ -116,7 +117,7 @@ pub fn list(state: &State, target: &Target, req: &ApiRequest) -> ApiResult<Respo
     }
     if req.wants_table() {
         let presented: Vec<Arc<Value>> = items.iter().map(|o| target.present(o)).collect();
-        return Ok(json_response(
+        return Ok(serialized_response(
             200,
             &table::render(target, &presented, &req.query, rv, Some(meta)),
         ));

@@ -408,14 +408,81 @@ fn custom_cell(column: &PrinterColumn, obj: &Value) -> Value {
 /// Computes a row's cells after Name.
 type RowCells = Box<dyn Fn(&Value) -> Vec<Value>>;
 
+/// A `meta.k8s.io/v1 Table` for `items`, serialized straight from the stored objects: a row's
+/// object (its metadata, by default) is written where it is, not copied into a new document.
+pub struct Table<'a> {
+    metadata: Value,
+    columns: Vec<Value>,
+    rows: Vec<(Vec<Value>, &'a Value)>,
+    include: Include,
+}
+
+/// What each row carries of its object (`includeObject`).
+#[derive(Clone, Copy)]
+enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+impl serde::Serialize for Table<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Rows<'t, 'a>(&'t Table<'a>);
+        struct Row<'t>(&'t [Value], &'t Value, Include);
+        struct Partial<'t>(&'t Value);
+        impl serde::Serialize for Rows<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(
+                    self.0
+                        .rows
+                        .iter()
+                        .map(|(cells, obj)| Row(cells, obj, self.0.include)),
+                )
+            }
+        }
+        impl serde::Serialize for Row<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("cells", self.0)?;
+                match self.2 {
+                    Include::None => map.serialize_entry("object", &Value::Null)?,
+                    Include::Object => map.serialize_entry("object", self.1)?,
+                    Include::Metadata => map.serialize_entry("object", &Partial(self.1))?,
+                }
+                map.end()
+            }
+        }
+        impl serde::Serialize for Partial<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("kind", "PartialObjectMetadata")?;
+                map.serialize_entry("apiVersion", "meta.k8s.io/v1")?;
+                match self.0.get("metadata") {
+                    Some(metadata) => map.serialize_entry("metadata", metadata)?,
+                    None => map.serialize_entry("metadata", &serde_json::Map::new())?,
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("kind", "Table")?;
+        map.serialize_entry("apiVersion", "meta.k8s.io/v1")?;
+        map.serialize_entry("metadata", &self.metadata)?;
+        map.serialize_entry("columnDefinitions", &self.columns)?;
+        map.serialize_entry("rows", &Rows(self))?;
+        map.end()
+    }
+}
+
 /// A `meta.k8s.io/v1 Table` for `items`.
-pub fn render(
+pub fn render<'a>(
     target: &Target,
-    items: &[Arc<Value>],
+    items: &'a [Arc<Value>],
     query: &Query,
     rv: u64,
     list_meta: Option<Value>,
-) -> Value {
+) -> Table<'a> {
     let name_col = col(
         "Name",
         "string",
@@ -423,7 +490,11 @@ pub fn render(
         "Name must be unique within a namespace.",
         0,
     );
-    let include_object = query.get("includeObject").unwrap_or("Metadata");
+    let include = match query.get("includeObject").unwrap_or("Metadata") {
+        "None" => Include::None,
+        "Object" => Include::Object,
+        _ => Include::Metadata,
+    };
     let version = target.version_def();
     let (columns, cells): (Vec<Value>, RowCells) = if target.def.is_custom() {
         if version.columns.is_empty() {
@@ -446,21 +517,20 @@ pub fn render(
         let (cols, f) = builtin_columns(&target.def.group, &target.def.kind);
         (cols, Box::new(f))
     };
-    let rows: Vec<Value> = items
+    let rows = items
         .iter()
         .map(|obj| {
             let mut row_cells = vec![json!(s(obj, "/metadata/name"))];
             row_cells.extend(cells(obj));
-            let object = match include_object {
-                "None" => Value::Null,
-                "Object" => (**obj).clone(),
-                _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))}),
-            };
-            json!({"cells": row_cells, "object": object})
+            (row_cells, &**obj)
         })
         .collect();
     let mut all_columns = vec![name_col];
     all_columns.extend(columns);
-    let metadata = list_meta.unwrap_or_else(|| json!({"resourceVersion": rv.to_string()}));
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": all_columns, "rows": rows})
+    Table {
+        metadata: list_meta.unwrap_or_else(|| json!({"resourceVersion": rv.to_string()})),
+        columns: all_columns,
+        rows,
+        include,
+    }
 }

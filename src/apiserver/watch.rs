@@ -62,13 +62,8 @@ impl Watcher {
     async fn send_object(&self, kind: &str, obj: &Arc<Value>, encoded: Option<&Bytes>) -> bool {
         let presented = self.target.present(obj);
         if self.table {
-            let t = table::render(
-                &self.target,
-                &[presented],
-                &Default::default(),
-                self.last_rv,
-                None,
-            );
+            let rows = [presented];
+            let t = table::render(&self.target, &rows, &Default::default(), self.last_rv, None);
             return self
                 .send_raw(kind, &serde_json::to_vec(&t).unwrap_or_default())
                 .await;

@@ -348,8 +348,56 @@ fn list_path(t: &ApiType, q: &ListQuery, extra: &str, continue_token: Option<&st
 /// kubectl's Accept header for tables.
 pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 
+/// One page of a server-side Table as read: the cells of each row and, of its object, only the
+/// name and namespace (the rest of the metadata — managed fields, annotations — is skipped while
+/// parsing instead of being built and dropped).
+#[derive(Deserialize)]
+struct TablePage {
+    #[serde(default)]
+    kind: String,
+    #[serde(default, rename = "apiVersion")]
+    api_version: Value,
+    #[serde(default)]
+    metadata: PageMeta,
+    #[serde(default, rename = "columnDefinitions")]
+    columns: Vec<Value>,
+    #[serde(default)]
+    rows: Vec<PageRow>,
+}
+
+#[derive(Default, Deserialize)]
+struct PageMeta {
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: Value,
+    #[serde(default, rename = "continue")]
+    continue_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageRow {
+    #[serde(default)]
+    cells: Vec<Value>,
+    #[serde(default)]
+    object: RowObject,
+}
+
+#[derive(Default, Deserialize)]
+struct RowObject {
+    #[serde(default)]
+    metadata: RowMeta,
+}
+
+#[derive(Default, Deserialize)]
+struct RowMeta {
+    #[serde(default)]
+    name: Value,
+    #[serde(default)]
+    namespace: Value,
+}
+
 /// The server-side Table of a list, every page read; at most `keep` rows are kept (the rest
-/// only counted), so a huge cluster costs memory for what is shown only.
+/// only counted), so a huge cluster costs memory for what is shown only. Of each row's object
+/// only what is shown (name, namespace) is kept.
 pub async fn table(
     client: &Client,
     t: &ApiType,
@@ -364,38 +412,39 @@ pub async fn table(
             .header(http::header::ACCEPT, TABLE_ACCEPT)
             .body(Vec::new())
             .map_err(|e| QueryError::failed(e.to_string()))?;
-        let mut page: Value = client.request(request).await?;
-        if page["kind"] != "Table" {
+        let page: TablePage = client.request(request).await?;
+        if page.kind != "Table" {
             return Err(QueryError::failed(format!(
                 "the server answered a {} instead of a Table",
-                page["kind"].as_str().unwrap_or("document")
+                if page.kind.is_empty() {
+                    "document"
+                } else {
+                    &page.kind
+                }
             )));
         }
-        token = page["metadata"]["continue"]
-            .as_str()
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
-        let mut rows = page["rows"]
-            .as_array_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        token = page.metadata.continue_token.filter(|c| !c.is_empty());
+        let mut rows = page.rows;
         total += rows.len();
         let acc = out.get_or_insert_with(|| {
-            let mut first = page.clone();
-            first["rows"] = Value::Array(Vec::new());
-            first
+            serde_json::json!({
+                "kind": "Table",
+                "apiVersion": page.api_version,
+                "metadata": {"resourceVersion": page.metadata.resource_version},
+                "columnDefinitions": page.columns,
+                "rows": [],
+            })
         });
         if let Some(all) = acc["rows"].as_array_mut() {
             let room = keep.map_or(usize::MAX, |k| k.saturating_sub(all.len()));
             rows.truncate(room);
-            // Of each row's object keep only what is shown (name, namespace): the rest of its
-            // metadata (managed fields, annotations) would cost more memory than the cells.
-            for row in &mut rows {
-                let meta = &row["object"]["metadata"];
-                let slim = serde_json::json!({"metadata": {"name": meta["name"], "namespace": meta["namespace"]}});
-                row["object"] = slim;
-            }
-            all.extend(rows);
+            all.extend(rows.into_iter().map(|row| {
+                let meta = row.object.metadata;
+                serde_json::json!({
+                    "cells": row.cells,
+                    "object": {"metadata": {"name": meta.name, "namespace": meta.namespace}},
+                })
+            }));
         }
         if token.is_none() {
             acc["metadata"]["continue"] = Value::Null;
